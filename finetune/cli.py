@@ -1,0 +1,136 @@
+"""`medtune` command line: one verb per stage, `run` for all of them, `validate` and `tiny-model` helpers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from finetune.recipe import Recipe, RecipeError, load_recipe
+
+DESCRIPTIONS = {
+    "prepare": "Convert the recipe's clinic records into de-identified chat examples: "
+    "DATA_DIR/{train,validation,test}.jsonl, rejects.jsonl and a data card.",
+    "train": "Train the recipe's QLoRA adapter with TRL's SFTTrainer on the prepared train split "
+    "(loss on the model's turns only).",
+    "export": "Merge the adapter into full-precision base weights and write a checkpoint that plain "
+    "transformers loads, with the measured merge difference and a NOTICE.",
+    "serve": "Serve the base and the tuned model behind an OpenAI-compatible HTTP API "
+    "(/v1/chat/completions, /v1/models, /health), on 127.0.0.1 unless told otherwise.",
+    "eval": "Send the test split through the serving API for base and tuned; write report.md and report.json "
+    "(held-out loss/perplexity and chrF per language).",
+    "run": "Run every stage of a recipe in order: prepare, train, export, eval.",
+    "validate": "Check a recipe (and overrides) without loading any model; prints the resolved recipe.",
+    "tiny-model": "Build a tiny Gemma 3 model with random weights and a tokenizer trained on the bundled text.",
+}
+RECIPE_HELP = "recipe YAML (default: the embedded tiny demo), then section.key=value overrides"
+
+
+def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", nargs="?", default=None, help=RECIPE_HELP)
+    parser.add_argument("overrides", nargs="*", default=[], help="e.g. train.learning_rate=1e-4")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medtune",
+        description="Adapt MedGemma to the clinical language of Russian, Kazakh and Chinese clinics.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb in ("prepare", "train", "export", "serve", "eval", "run", "validate"):
+        sub = verbs.add_parser(verb, help=DESCRIPTIONS[verb], description=DESCRIPTIONS[verb])
+        _add_recipe_args(sub)
+        if verb == "train":
+            sub.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+        if verb in ("serve",):
+            sub.add_argument("--host", default=None, help="bind address (default: serve.host, 127.0.0.1)")
+            sub.add_argument("--port", type=int, default=None, help="port (default: serve.port)")
+            sub.add_argument("--api-key-env", default=None,
+                             help="name of an environment variable holding a bearer token clients must send")
+        if verb == "eval":
+            sub.add_argument("--endpoint", default=None,
+                             help="an OpenAI-compatible server already serving models named base and tuned")
+            sub.add_argument("--api-key-env", default=None, help="environment variable with the bearer token")
+    tiny = verbs.add_parser("tiny-model", help=DESCRIPTIONS["tiny-model"], description=DESCRIPTIONS["tiny-model"])
+    tiny.add_argument("out", help="directory to write the model to")
+    tiny.add_argument("--variant", choices=("causal", "image_text"), default="causal",
+                      help="Gemma3ForCausalLM or Gemma3ForConditionalGeneration (tiny vision tower)")
+    tiny.add_argument("--seed", type=int, default=0, help="the same seed builds the same model")
+    return parser
+
+
+def _split_recipe_args(recipe: str | None, overrides: list[str]) -> tuple[str | None, list[str]]:
+    """`medtune run train.max_steps=2` means: the embedded recipe with one override."""
+    if recipe is not None and "=" in recipe and not Path(recipe).exists():
+        return None, [recipe, *overrides]
+    return recipe, overrides
+
+
+def _recipe(args: argparse.Namespace) -> Recipe:
+    path, overrides = _split_recipe_args(args.recipe, args.overrides)
+    return load_recipe(path, overrides)
+
+
+def _api_key(env_name: str | None) -> str | None:
+    if env_name is None:
+        return None
+    value = os.environ.get(env_name)
+    if not value:
+        raise RecipeError(f"--api-key-env {env_name}: that environment variable is not set")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    logging.getLogger("finetune").setLevel(logging.INFO)
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    try:
+        return _dispatch(args)
+    except (RecipeError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"medtune {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from finetune import pipeline
+
+    if args.verb == "tiny-model":
+        from finetune.recipe import TinyModelConfig
+        from finetune.tiny_model import build_tiny_model
+
+        out = build_tiny_model(args.out, TinyModelConfig(variant=args.variant, seed=args.seed))
+        print(f"tiny {args.variant} Gemma 3 model written to {out}")
+        return 0
+    recipe = _recipe(args)
+    if args.verb == "validate":
+        print(json.dumps(recipe.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        print(f"recipe {recipe.name!r} is valid", file=sys.stderr)
+        return 0
+    if args.verb == "prepare":
+        card = pipeline.prepare_stage(recipe)
+        print(f"prepared {card.get('counts', {}).get('written', '')} examples in {recipe.data_dir}")
+    elif args.verb == "train":
+        print(f"adapter written to {pipeline.train_stage(recipe, resume=args.resume)}")
+    elif args.verb == "export":
+        print(f"merged model written to {pipeline.export_stage(recipe)}")
+    elif args.verb == "eval":
+        out = pipeline.eval_stage(recipe, endpoint=args.endpoint, api_key=_api_key(args.api_key_env))
+        print((out / "report.md").read_text(encoding="utf-8"))
+    elif args.verb == "run":
+        out = pipeline.run_all(recipe)
+        print((out / "report.md").read_text(encoding="utf-8"))
+        print(f"all outputs under {recipe.root}")
+    elif args.verb == "serve":
+        from finetune.serve import models_for_recipe, serve
+
+        host = args.host or recipe.serve.host
+        port = args.port if args.port is not None else recipe.serve.port
+        print(f"serving base and tuned on http://{host}:{port}/v1", file=sys.stderr)
+        serve(models_for_recipe(recipe), host=host, port=port, api_key=_api_key(args.api_key_env))
+    return 0

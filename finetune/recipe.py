@@ -1,0 +1,264 @@
+"""The recipe: one pydantic schema that every stage reads, the single source of truth for a run.
+
+A recipe is YAML. Unknown keys fail with their dotted path and the closest valid key, wrong types name the
+field and the type expected, and `section.key=value` overrides from the command line are applied before
+validation, so the resolved recipe written next to each output is exactly what ran.
+"""
+
+from __future__ import annotations
+
+import difflib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from data_prep.config import DataConfig
+
+RESOLVED_RECIPE_NAME = "recipe.resolved.yaml"
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message says where and how to fix it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TinyModelConfig(_Section):
+    """How to build the local tiny base when `model.base` does not exist yet (demo and tests)."""
+
+    variant: Literal["causal", "image_text"] = Field(
+        "causal", description="Gemma3ForCausalLM (like medgemma-27b-text-it) or Gemma3ForConditionalGeneration "
+        "with a tiny vision tower (like medgemma-4b-it)."
+    )
+    seed: int = Field(0, description="Seed for weights and tokenizer: the same seed builds the same model.")
+    vocab_size: int = Field(4000, ge=300, description="Upper bound for the trained SentencePiece vocabulary.")
+    hidden_size: int = Field(128, ge=32)
+    num_layers: int = Field(2, ge=1)
+
+
+class ModelConfig(_Section):
+    """The base model and how it is loaded for training."""
+
+    base: str = Field(description="Hub id (e.g. google/medgemma-4b-it) or a local directory.")
+    tiny: TinyModelConfig | None = Field(
+        None, description="Build a tiny Gemma 3 model at `base` when that directory is missing."
+    )
+    load_in_4bit: bool = Field(True, description="QLoRA: keep base weights in 4-bit through bitsandbytes.")
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = Field(True, description="Quantize the quantization constants too (saves ~0.4 bit/param).")
+    compute_dtype: Literal["auto", "bfloat16", "float32"] = Field(
+        "auto", description="auto: bfloat16 on GPU, float32 on CPU. float16 is refused: Gemma 3 overflows in it."
+    )
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] = Field(
+        "eager", description="Eager is what Gemma 3 was validated with; sdpa is faster where it is stable."
+    )
+    revision: str | None = Field(None, description="Pin a hub revision for reproducible runs.")
+
+
+class LoraConfig(_Section):
+    """The LoRA adapter."""
+
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Module names to adapt; all-linear covers attention and MLP projections."
+    )
+    language_model_only: bool = Field(
+        True, description="Leave the vision tower and projector frozen (text-only adapters)."
+    )
+
+
+class TrainConfig(_Section):
+    """Optimisation; fields mirror TRL's SFTConfig names where one exists."""
+
+    num_train_epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run the epochs).")
+    learning_rate: float = Field(2e-4, gt=0)
+    per_device_train_batch_size: int = Field(1, ge=1)
+    gradient_accumulation_steps: int = Field(8, ge=1)
+    max_length: int = Field(2048, ge=16, description="Examples are truncated to this many tokens.")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    lr_scheduler_type: str = "cosine"
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(0.3, gt=0)
+    optim: str = Field("adamw_torch", description="Any transformers optimizer name, e.g. paged_adamw_8bit on GPU.")
+    gradient_checkpointing: bool = Field(True, description="Recompute activations (non-reentrant) to save memory.")
+    assistant_only_loss: bool = Field(True, description="Train on the model's turns only, never on prompts.")
+    logging_steps: int = Field(10, ge=1)
+    report_to: list[Literal["wandb", "tensorboard"]] = Field(
+        default_factory=list, description="Loggers; wandb runs offline unless WANDB_MODE says otherwise."
+    )
+    wandb_project: str = "medtune"
+
+
+class ExportConfig(_Section):
+    """Merging the adapter into full-precision base weights."""
+
+    enabled: bool = True
+    dtype: Literal["auto", "bfloat16", "float32"] = Field(
+        "auto", description="Dtype of the merged weights; auto keeps the base checkpoint's own dtype."
+    )
+    max_shard_size: str = "2GB"
+
+
+class EvalConfig(_Section):
+    """Before/after evaluation on the test split, through the serving API."""
+
+    max_examples: int | None = Field(None, ge=1, description="Evaluate at most this many test examples.")
+    max_new_tokens: int = Field(256, ge=1)
+    batch_size: int = Field(8, ge=1)
+    tuned: Literal["merged", "adapter"] = Field(
+        "merged", description="What stands for the tuned model: the merged export (what is deployed) or "
+        "base+adapter."
+    )
+
+
+class ServeConfig(_Section):
+    """The OpenAI-compatible HTTP server."""
+
+    host: str = Field("127.0.0.1", description="Bind address; loopback unless you mean to expose it.")
+    port: int = Field(8000, ge=0, le=65535)
+    max_batch_size: int = Field(8, ge=1)
+
+
+class Recipe(_Section):
+    """A whole run: data → adapter → merged model → evaluation report."""
+
+    name: str
+    output_dir: str = Field(description="Every stage writes under this directory (relative to the working dir).")
+    seed: int = 42
+    model: ModelConfig
+    data: DataConfig = Field(default_factory=DataConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_slug(cls, value: str) -> str:
+        if not value or any(c in value for c in "/\\ "):
+            raise ValueError("use a short name without spaces or slashes, e.g. medgemma-4b-ru")
+        return value
+
+    @model_validator(mode="after")
+    def _adapter_eval_needs_no_export(self) -> Recipe:
+        if self.eval.tuned == "merged" and not self.export.enabled:
+            raise ValueError("eval.tuned is 'merged' but export.enabled is false: set eval.tuned: adapter")
+        return self
+
+    # Where each stage writes. Stages read only what the previous stage wrote there.
+    @property
+    def root(self) -> Path:
+        return Path(self.output_dir)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def adapter_dir(self) -> Path:
+        return self.root / "adapter"
+
+    @property
+    def merged_dir(self) -> Path:
+        return self.root / "merged"
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.root / "eval"
+
+
+def default_recipe_path() -> Path:
+    """The embedded demo recipe, shipped with the package."""
+    return Path(str(resources.files("recipes") / "tiny-demo.yaml"))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` overrides; values are parsed as YAML so numbers and lists keep their types."""
+    for item in overrides:
+        if "=" not in item:
+            raise RecipeError(f"override {item!r}: expected section.key=value, e.g. train.learning_rate=1e-4")
+        dotted, value_text = item.split("=", 1)
+        keys = dotted.strip().split(".")
+        if not all(keys):
+            raise RecipeError(f"override {item!r}: empty key in {dotted!r}")
+        node = raw
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise RecipeError(f"override {item!r}: {key!r} is not a section")
+            node = child
+        node[keys[-1]] = yaml.safe_load(value_text)
+    return raw
+
+
+def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the field at `path` (for suggesting close keys)."""
+    model: type[BaseModel] | None = Recipe
+    for key in path:
+        if model is None or not isinstance(key, str) or key not in model.model_fields:
+            return None
+        annotation = model.model_fields[key].annotation
+        candidates = getattr(annotation, "__args__", (annotation,))
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return model
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    dotted = ".".join(str(p) for p in loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        owner = _model_at(loc[:-1])
+        hint = ""
+        if owner is not None:
+            close = difflib.get_close_matches(str(loc[-1]), list(owner.model_fields), n=1, cutoff=0.5)
+            if close:
+                hint = f"; did you mean {'.'.join([*map(str, loc[:-1]), close[0]])!r}?"
+            else:
+                hint = f"; valid keys here: {', '.join(owner.model_fields)}"
+        return f"{dotted}: unknown key{hint}"
+    if error["type"] == "missing":
+        return f"{dotted}: required field is missing"
+    got = error.get("input")
+    return f"{dotted}: {error['msg']} (got {got!r})"
+
+
+def validate_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
+    """Validate a raw mapping; every problem is reported at once, one per line."""
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{source}: a recipe is a YAML mapping with sections model, data, lora, train, …")
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(err) for err in exc.errors()]
+        raise RecipeError(f"{source}: invalid recipe\n  " + "\n  ".join(lines)) from None
+
+
+def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
+    """Read a recipe file (the embedded demo when `path` is None) and apply dotted overrides."""
+    recipe_path = Path(path) if path is not None else default_recipe_path()
+    if not recipe_path.is_file():
+        raise RecipeError(f"{recipe_path}: no such recipe file")
+    try:
+        raw = yaml.safe_load(recipe_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{recipe_path}: not valid YAML: {exc}") from None
+    return validate_recipe(apply_overrides(raw, overrides or []), source=str(recipe_path))
+
+
+def write_resolved(recipe: Recipe, directory: Path) -> Path:
+    """Write the recipe exactly as it ran next to a stage's outputs."""
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / RESOLVED_RECIPE_NAME
+    target.write_text(
+        yaml.safe_dump(recipe.model_dump(mode="json"), allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
+    return target
