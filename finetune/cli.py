@@ -114,7 +114,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.verb == "prepare":
         card = pipeline.prepare_stage(recipe)
-        print(f"prepared {card.get('counts', {}).get('written', '')} examples in {recipe.data_dir}")
+        print(f"prepared {card['examples']['written']} examples in {recipe.data_dir}")
     elif args.verb == "train":
         print(f"adapter written to {pipeline.train_stage(recipe, resume=args.resume)}")
     elif args.verb == "export":

@@ -6,8 +6,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from data_prep.prepare import prepare
-
 from finetune.recipe import Recipe, write_resolved
 
 log = logging.getLogger(__name__)
@@ -31,6 +29,8 @@ def ensure_base_model(recipe: Recipe) -> None:
 def prepare_stage(recipe: Recipe) -> dict[str, Any]:
     """Convert the recipe's sources into chat splits; token lengths are counted with the base's template."""
     ensure_base_model(recipe)
+    from data_prep.prepare import prepare
+
     from finetune.model import load_tokenizer
 
     tokenizer = load_tokenizer(recipe.model.base, recipe.model.revision)

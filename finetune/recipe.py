@@ -38,6 +38,10 @@ class TinyModelConfig(_Section):
     seed: int = Field(0, description="Seed for weights and tokenizer: the same seed builds the same model.")
     vocab_size: int = Field(4000, ge=300, description="Upper bound for the trained SentencePiece vocabulary.")
     hidden_size: int = Field(128, ge=32)
+    initializer_range: float = Field(
+        0.1, gt=0, description="Std of the random weights; a larger one gives the frozen (tied) embeddings "
+        "enough norm for LoRA to move the logits, as trained embeddings have."
+    )
     num_layers: int = Field(2, ge=1)
 
 
@@ -154,6 +158,17 @@ class Recipe(_Section):
             raise ValueError("eval.tuned is 'merged' but export.enabled is false: set eval.tuned: adapter")
         return self
 
+    @model_validator(mode="after")
+    def _no_answer_is_cut_by_truncation(self) -> Recipe:
+        limit = self.data.quality.max_tokens
+        if limit is None or limit > self.train.max_length:
+            raise ValueError(
+                f"data.quality.max_tokens ({limit}) must be set and at most train.max_length "
+                f"({self.train.max_length}): longer examples would be truncated mid-answer, training the model "
+                "on answers that never end; lower data.quality.max_tokens or raise train.max_length"
+            )
+        return self
+
     # Where each stage writes. Stages read only what the previous stage wrote there.
     @property
     def root(self) -> Path:
@@ -214,7 +229,7 @@ def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
 
 def _describe(error: dict[str, Any]) -> str:
     loc = tuple(error["loc"])
-    dotted = ".".join(str(p) for p in loc) or "(top level)"
+    dotted = ".".join(str(p) for p in loc) or "recipe"
     if error["type"] == "extra_forbidden":
         owner = _model_at(loc[:-1])
         hint = ""
@@ -227,8 +242,11 @@ def _describe(error: dict[str, Any]) -> str:
         return f"{dotted}: unknown key{hint}"
     if error["type"] == "missing":
         return f"{dotted}: required field is missing"
+    message = str(error["msg"]).removeprefix("Value error, ")
     got = error.get("input")
-    return f"{dotted}: {error['msg']} (got {got!r})"
+    if isinstance(got, dict | list) or error["type"] == "value_error":
+        return f"{dotted}: {message}"
+    return f"{dotted}: {message} (got {got!r})"
 
 
 def validate_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:

@@ -10,6 +10,7 @@ same files.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,7 +31,7 @@ from transformers import (
 )
 from trl.chat_template_utils import gemma3_chat_template
 
-from data_prep.samples import bundled_texts
+from data_prep.samples import bundled_example_texts, bundled_texts
 from finetune.recipe import TinyModelConfig
 
 # Gemma's fixed ids for the first pieces, then the turn and image markers the chat template and processor use.
@@ -46,8 +47,8 @@ MM_TOKENS_PER_IMAGE = 4
 
 def train_tokenizer(texts: Iterable[str], out_dir: Path, vocab_size: int) -> PreTrainedTokenizerBase:
     """Train a byte-fallback BPE SentencePiece model and load it through Gemma's tokenizer class."""
-    # The role words of the template are part of every example: make sure they are seen.
-    corpus = ["user", "model", "system", *texts]
+    # Role words, spaces and digits are in every example: make sure they get pieces of their own.
+    corpus = ["user model system", "0 1 2 3 4 5 6 7 8 9 . , : ; ( ) / - %", *texts]
     model_bytes = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(corpus),
@@ -98,6 +99,7 @@ def _text_config(tokenizer: PreTrainedTokenizerBase, config: TinyModelConfig) ->
         head_dim=config.hidden_size // heads,
         query_pre_attn_scalar=config.hidden_size // heads,
         max_position_embeddings=4096,
+        initializer_range=config.initializer_range,
         sliding_window=256,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
@@ -118,7 +120,8 @@ def build_tiny_model(out_dir: str | Path, config: TinyModelConfig | None = None)
     """Write a tiny Gemma 3 checkpoint (weights, tokenizer, chat template, generation config) to `out_dir`."""
     config = config or TinyModelConfig()
     out = Path(out_dir)
-    tokenizer = train_tokenizer(bundled_texts(), out, config.vocab_size)
+    texts = itertools.chain(bundled_texts(), bundled_example_texts())
+    tokenizer = train_tokenizer(texts, out, config.vocab_size)
     text_config = _text_config(tokenizer, config)
     torch.manual_seed(config.seed)
     if config.variant == "causal":

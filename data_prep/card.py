@@ -1,0 +1,229 @@
+"""The data card: what went in, what came out, what was dropped or redacted, and why.
+
+Whoever trains on, audits or shares a prepared dataset reads this instead of the data. It holds
+counts and lengths only, never patient text, and records the bookkeeping invariants so that a silent
+loss of records shows up as a failed check rather than as a smaller dataset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from data_prep.config import DataConfig
+from data_prep.records import ChatExample, Reject
+from data_prep.split import SPLITS
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    """What became of one record read: converted (``reason`` None) or rejected."""
+
+    source: str
+    lang: str
+    reason: str | None = None
+
+
+def length_stats(lengths: Sequence[int]) -> dict[str, float]:
+    """min / mean / p50 / p95 / max (nearest-rank percentiles); empty input gives zeros."""
+    if not lengths:
+        return {"count": 0, "min": 0, "mean": 0.0, "p50": 0, "p95": 0, "max": 0}
+    ordered = sorted(lengths)
+
+    def rank(p: float) -> int:
+        return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
+
+    return {
+        "count": len(ordered),
+        "min": ordered[0],
+        "mean": round(sum(ordered) / len(ordered), 1),
+        "p50": rank(0.50),
+        "p95": rank(0.95),
+        "max": ordered[-1],
+    }
+
+
+def char_length(example: ChatExample) -> int:
+    """Characters over all messages: the length unit when no tokenizer is at hand."""
+    return sum(len(m["content"]) for m in example.messages)
+
+
+def _tally(items: Iterable[str]) -> dict[str, int]:
+    return dict(sorted(Counter(items).items()))
+
+
+def _record_counts(outcomes: Sequence[RecordOutcome], key: Callable[[RecordOutcome], str]) -> dict:
+    table: dict[str, Counter[str]] = defaultdict(Counter)
+    for outcome in outcomes:
+        row = table[key(outcome)]
+        row["in"] += 1
+        row["converted" if outcome.reason is None else "rejected"] += 1
+    return {k: {c: v[c] for c in ("in", "converted", "rejected")} for k, v in sorted(table.items())}
+
+
+def _source_of(example: ChatExample) -> str:
+    return str(example.meta.get("source", "")).rsplit(":", 1)[0]
+
+
+def _example_counts(
+    made: Sequence[ChatExample],
+    rejected: Sequence[ChatExample],
+    splits: Mapping[str, Sequence[ChatExample]],
+    key: Callable[[ChatExample], str],
+) -> dict:
+    table: dict[str, Counter[str]] = defaultdict(Counter)
+    for name, group in (("made", made), ("rejected", rejected)):
+        for example in group:
+            table[key(example)][name] += 1
+    for split in SPLITS:
+        for example in splits.get(split, []):
+            table[key(example)]["written"] += 1
+            table[key(example)][split] += 1
+    columns = ("made", "written", "rejected", *SPLITS)
+    return {k: {c: v[c] for c in columns} for k, v in sorted(table.items())}
+
+
+def _patients_disjoint(splits: Mapping[str, Sequence[ChatExample]]) -> bool:
+    owners: dict[str, str] = {}
+    for split, examples in splits.items():
+        for example in examples:
+            if owners.setdefault(example.meta["group"], split) != split:
+                return False
+    return True
+
+
+def build_card(
+    *,
+    config: DataConfig,
+    outcomes: Sequence[RecordOutcome],
+    records_read: int,
+    made: Sequence[ChatExample],
+    rejected: Sequence[tuple[ChatExample, Reject]],
+    splits: Mapping[str, Sequence[ChatExample]],
+    written: Mapping[str, int],
+    redactions: Mapping[str, int],
+    length_of: Callable[[ChatExample], int] | None = None,
+) -> dict[str, Any]:
+    """Assemble the card from what ``prepare`` observed; pure, so it is testable without files.
+
+    ``records_read`` and ``written`` are counted independently of ``outcomes`` and ``splits`` (as
+    they come off the reader and go into the files) so that the invariants check something.
+    """
+    rejected_examples = [example for example, _ in rejected]
+    converted = sum(1 for o in outcomes if o.reason is None)
+    records_rejected = len(outcomes) - converted
+    written_total = sum(written.values())
+    unit = "tokens" if length_of is not None else "chars"
+    measure = length_of or char_length
+    lengths = {split: [measure(e) for e in splits.get(split, [])] for split in SPLITS}
+    settings = config.model_dump(mode="json", exclude={"patient_salt"})
+    return {
+        "records": {
+            "in": records_read,
+            "converted": converted,
+            "rejected": records_rejected,
+            "by_source": _record_counts(outcomes, lambda o: o.source),
+            "by_language": _record_counts(outcomes, lambda o: o.lang),
+        },
+        "examples": {
+            "made": len(made),
+            "written": written_total,
+            "rejected": len(rejected_examples),
+            "by_source": _example_counts(made, rejected_examples, splits, _source_of),
+            "by_language": _example_counts(made, rejected_examples, splits, lambda e: e.meta["lang"]),
+            "by_task": _example_counts(made, rejected_examples, splits, lambda e: e.meta["task"]),
+        },
+        "splits": {
+            split: {
+                "examples": len(splits.get(split, [])),
+                "patients": len({e.meta["group"] for e in splits.get(split, [])}),
+                "by_language": _tally(e.meta["lang"] for e in splits.get(split, [])),
+                "by_task": _tally(e.meta["task"] for e in splits.get(split, [])),
+            }
+            for split in SPLITS
+        },
+        "rejection_reasons": {
+            "records": _tally(o.reason for o in outcomes if o.reason is not None),
+            "examples": _tally(r.reason for _, r in rejected),
+        },
+        "redactions": {
+            "enabled": config.deid.enabled,
+            "by_type": dict(sorted(redactions.items())),
+            "total": sum(redactions.values()),
+        },
+        "lengths": {
+            "unit": unit,
+            "all": length_stats([n for split in SPLITS for n in lengths[split]]),
+            **{split: length_stats(lengths[split]) for split in SPLITS},
+        },
+        "invariants": {
+            "records_in_equals_converted_plus_rejected": records_read == converted + records_rejected,
+            "examples_made_equals_written_plus_rejected": len(made) == written_total + len(rejected_examples),
+            "no_patient_in_two_splits": _patients_disjoint(splits),
+        },
+        "config": settings,
+    }
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines.extend("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
+    return lines
+
+
+def render_markdown(card: Mapping[str, Any]) -> str:
+    """The card as Markdown for people; the JSON twin is for programs."""
+    records, examples = card["records"], card["examples"]
+    out = ["# Data card", "", "Synthetic or de-identified clinical records turned into chat examples.", ""]
+    out += ["## Records", ""]
+    record_columns = ("in", "converted", "rejected")
+    record_rows: list[Sequence[Any]] = [("**total**", *(records[c] for c in record_columns))]
+    for group in ("by_source", "by_language"):
+        label = group.removeprefix("by_")
+        for key, counts in records[group].items():
+            record_rows.append((f"{label} `{key}`", *(counts[c] for c in record_columns)))
+    out += _table(("", *record_columns), record_rows)
+    out += ["", "## Examples", ""]
+    columns = ("made", "written", "rejected", *SPLITS)
+    rows: list[Sequence[Any]] = [("**total**", examples["made"], examples["written"], examples["rejected"])]
+    rows[0] = (*rows[0], *(card["splits"][s]["examples"] for s in SPLITS))
+    for group in ("by_source", "by_language", "by_task"):
+        label = group.removeprefix("by_")
+        rows += [(f"{label} `{k}`", *(v[c] for c in columns)) for k, v in examples[group].items()]
+    out += _table(("", *columns), rows)
+    out += ["", "## Splits (by patient)", ""]
+    out += _table(
+        ("split", "examples", "patients", "languages", "tasks"),
+        [
+            (
+                split,
+                info["examples"],
+                info["patients"],
+                ", ".join(f"{k}: {v}" for k, v in info["by_language"].items()) or "-",
+                ", ".join(f"{k}: {v}" for k, v in info["by_task"].items()) or "-",
+            )
+            for split, info in card["splits"].items()
+        ],
+    )
+    out += ["", "## Rejection reasons", ""]
+    reasons = card["rejection_reasons"]
+    reason_rows = [("record", k, v) for k, v in reasons["records"].items()]
+    reason_rows += [("example", k, v) for k, v in reasons["examples"].items()]
+    out += _table(("level", "reason", "count"), reason_rows) if reason_rows else ["None."]
+    redactions = card["redactions"]
+    out += ["", "## Redactions", ""]
+    if not redactions["enabled"]:
+        out += ["De-identification was **disabled** for this run."]
+    else:
+        out += [f"Total placeholders inserted: {redactions['total']}.", ""]
+        out += _table(("type", "count"), redactions["by_type"].items()) if redactions["by_type"] else []
+    lengths = card["lengths"]
+    out += ["", f"## Lengths ({lengths['unit']} per example)", ""]
+    stats = ("count", "min", "mean", "p50", "p95", "max")
+    out += _table(("split", *stats), [(s, *(lengths[s][k] for k in stats)) for s in ("all", *SPLITS)])
+    out += ["", "## Checks", ""]
+    out += [f"- {'✅' if ok else '❌'} {name.replace('_', ' ')}" for name, ok in card["invariants"].items()]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,569 @@
+"""First de-identification pass: replace personal data in free text with typed placeholders.
+
+Two layers find what to replace. The first knows the record's own identifiers (the ``patient``
+block and ``doctor``) and finds them wherever and however they are written; it is precise. The
+second uses patterns (ID numbers, phones, e-mails, dates, name shapes and cues) to catch people and
+numbers the record does not declare, such as relatives. Both report spans; overlapping spans are
+merged and each becomes one placeholder, so a name is never half-replaced.
+
+Detectors are plain callables ``text -> spans``: a named-entity model or checksum-aware detector
+can be passed to ``deidentify`` as ``extra_detectors`` without touching this module.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from data_prep.dates import length_of_stay, parse_date
+from data_prep.records import Record
+
+PLACEHOLDERS: dict[str, dict[str, str]] = {
+    "ru": {
+        "name": "[ФИО]",
+        "iin": "[ИИН]",
+        "snils": "[СНИЛС]",
+        "resident_id": "[ИИН]",
+        "phone": "[ТЕЛЕФОН]",
+        "email": "[EMAIL]",
+        "date": "[ДАТА]",
+        "address": "[АДРЕС]",
+    },
+    "zh": {
+        "name": "[姓名]",
+        "iin": "[身份证号]",
+        "snils": "[身份证号]",
+        "resident_id": "[身份证号]",
+        "phone": "[电话]",
+        "email": "[邮箱]",
+        "date": "[日期]",
+        "address": "[地址]",
+    },
+}
+PLACEHOLDERS["kk"] = PLACEHOLDERS["ru"]
+
+STRUCTURED_IDENTIFIERS: tuple[str, ...] = ("patient", "doctor", "record_id")
+"""Fields that are identifiers as a whole; they are dropped, not redacted."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch ``text[start:end]`` of one kind of personal data."""
+
+    start: int
+    end: int
+    kind: str
+
+
+Detector = Callable[[str], Iterable[Span]]
+
+# --- shared pieces of patterns -------------------------------------------------------------------
+
+CAP = "А-ЯЁӘҒҚҢӨҰҮҺІ"
+LOW = "а-яёәғқңөұүһі"
+CJK = "\u4e00-\u9fff"
+CAPWORD = rf"[{CAP}][{LOW}]+(?:-[{CAP}][{LOW}]+)?"
+INITIALS = rf"[{CAP}]\.(?:\s?[{CAP}]\.)?"
+TWO_INITIALS = rf"[{CAP}]\.\s?[{CAP}]\."
+KZ_CASE = (
+    r"(?:ке|ка|қа|ға|ге|тің|тың|нің|ның|дің|дың|пен|мен|бен|ты|ті|ны|ні|та|те|да|де|тан|тен|дан|ден|нан|нен)"
+)
+SURNAME_WORD = (
+    rf"[{CAP}][{LOW}]+?(?:(?:ов|ев|ёв|ин|ын)(?:а|у|ым|ом|е|ой|ою)?|(?:ск|цк)(?:ий|ая|ого|ому|им|ом|ой|ую))"
+    rf"{KZ_CASE}?(?![{LOW}])"
+)
+SURNAME_OV_WORD = (
+    rf"[{CAP}][{LOW}]+?(?:(?:ов|ев|ёв)(?:а|у|ым|ом|е|ой|ою)?|(?:ск|цк)(?:ий|ая|ого|ому|им|ом|ой|ую))"
+    rf"{KZ_CASE}?(?![{LOW}])"
+)
+PATRONYMIC_WORD = (
+    rf"(?:[{CAP}][{LOW}]+?(?:ич(?:а|у|ем|е)?|(?:вн|ичн)(?:а|ы|е|у|ой|ою))"
+    rf"|[{CAP}][{LOW}]+?(?:ұлы|қызы|улы|кызы){KZ_CASE}?)(?![{LOW}])"
+)
+# fmt: off
+NOT_NAMES = frozenset(
+    {
+        "пациент", "пациентка", "пациента", "пациенту", "больной", "больная", "больного", "врач", "доктор",
+        "выписан", "выписана", "осмотрен", "осмотрена", "консультирован", "консультирована",
+        "госпитализирован", "госпитализирована", "направлен", "направлена", "повторно", "контроль",
+        "консультация", "осмотр", "прием", "приём", "науқас", "дәрігер", "емделуші", "наблюдение",
+        "рекомендовано", "назначено", "болезнь", "синдром", "симптом", "шкала", "проба", "по",
+    }
+)
+EPONYM_STEMS = (
+    "бехтерев", "боткин", "коновалов", "вильсон", "паркинсон", "альцгеймер", "аддисон", "иценко",
+    "кушинг", "шегрен", "шёгрен", "верльгоф", "базедов", "хашимото", "квинке", "ходжкин", "зимницк",
+    "нечипоренк", "панченков", "реберг", "вестергрен", "ортнер", "пастернацк", "щеткин", "кернинг",
+)
+# fmt: on
+ADJECTIVE_ENDINGS = ("ого", "его", "ому", "ему", "ый", "ий", "ая", "яя", "ое", "ее", "ые", "ие", "ых", "их")
+
+RU_MONTHS = "января|февраля|марта|апреля|мая|июня|июля|августа|сентября|октября|ноября|декабря"
+RU_MONTHS_IN = "январе|феврале|марте|апреле|мае|июне|июле|августе|сентябре|октябре|ноябре|декабре"
+KK_MONTHS = "қаңтар|ақпан|наурыз|сәуір|мамыр|маусым|шілде|тамыз|қыркүйек|қазан|қараша|желтоқсан"
+
+# fmt: off
+# Common Chinese surnames. Those that also start everyday clinical words (于, 平, 曾, 双, 左 …) are
+# left out, and CHINESE_NOT_NAMES stops the remaining clashes such as 高血压 or 白细胞.
+CHINESE_SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗郑梁谢宋唐许韩冯邓曹彭肖田董袁潘蒋蔡余杜叶程苏魏吕丁沈"
+    "姚卢姜崔钟谭陆汪范金石廖贾夏韦付傅白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴"
+    "莫孔汤温康施文牛樊葛邢齐乔伍庞颜倪庄聂章鲁岳翟殷詹申耿兰焦俞柳祝宁柯纪童凌毕裴霍涂苗谷盛翁"
+    "骆蓝辛靳柴鲍华喻祁蒲滕饶艾穆卓"
+)
+CHINESE_COMPOUND_SURNAMES = ("欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "慕容", "令狐", "司徒")
+CHINESE_NOT_NAMES = (
+    "高血", "高热", "高脂", "高烧", "高糖", "高钾", "高钠", "高尿", "高龄", "高危", "高度", "高压", "白细",
+    "白蛋", "白带", "黄疸", "黄染", "周身", "周围", "余无", "余未", "余均", "谷丙", "谷草", "谷氨", "石膏",
+    "凌晨", "华法", "文化", "温度", "康复", "齐全", "苗条", "盛行", "毛细", "贾第", "江浙", "武汉", "龙胆",
+    "钟表", "汤剂", "潘生", "金属", "程度", "程序", "范围", "韦格", "孔径", "严重", "严格", "史料", "雷诺",
+    "邢台", "段时", "叶酸", "叶片", "付费", "孟鲁", "骆驼", "蒲公", "艾滋", "艾司", "卓越", "陆续",
+    "平素", "平时", "于今", "于昨", "于前", "于当", "于次", "于入", "于外", "于本", "于我", "曾于", "曾因",
+    "曾有", "曾在", "曾行", "曾患", "曾经", "常年", "常规", "全身", "明显", "明确", "应用", "向其", "时有",
+    "安静", "关节", "房颤", "车祸", "管理", "单侧", "尚可", "尚未", "查体", "经治", "经过", "左侧", "方可",
+    "连续", "解释", "包括", "任何",
+)
+# Words after which a name is likely but not certain (患者于3天前…): only unambiguous surnames count.
+CHINESE_WEAK_CUES = ("患者", "病人", "患儿", "产妇", "医师", "医生", "大夫", "护士")
+# Words after which a name is all but certain (妻子于桂兰): every surname counts.
+CHINESE_STRONG_CUES = (
+    "姓名", "主治医师", "主任医师", "住院医师", "家属", "联系人", "其子", "其女", "其妻", "其夫", "儿子",
+    "女儿", "妻子", "丈夫", "爱人", "老伴", "配偶", "母亲", "父亲", "儿媳", "女婿", "孙子", "孙女", "外孙",
+    "外孙女", "哥哥", "姐姐", "弟弟", "妹妹", "侄子", "侄女", "监护人", "陪护",
+)
+CHINESE_AMBIGUOUS_SURNAMES = "于曾平左方常全明应向时和安解连包关房车管单尚查经任高白黄周余谷"
+CHINESE_TITLES = "先生|女士|医生|医师|大夫|主任|护士|老师|阿姨"
+CHINESE_AFTER_NAME = (
+    "电话", "手机", "联系", "因", "于", "诉", "自", "今", "曾", "在", "已", "无", "有", "为", "是", "的",
+    "说", "称", "陪", "同", "男", "女", "先生", "女士", "医生", "医师", "建议", "表示", "年", "岁", "入院",
+    "就诊", "来", "到", "近", "主诉", "既往", "反复", "出现", "发现", "签", "知情", "随访", "复诊", "和",
+    "及", "与", "等", "查", "嘱", "接诊", "诊断", "住", "家住", "现", "系", "回", "将", "会", "负责",
+)
+# fmt: on
+
+# Words after which a person's name usually follows (doctor, patient, relatives).
+RU_CUES = (
+    r"врач\w*|доктор\w*|пациент\w*|больн(?:ой|ая|ого|ому|ым|ую)|медсестр\w*|жен(?:а|ы|е|ой|у)|муж(?:а|у|ем)?"
+    r"|сын(?:а|у|ом)?|доч(?:ь|ери|ерью)|мат(?:ь|ери|ерью)|мам(?:а|ы|е|ой)|от(?:ец|ца|цу|цом)|пап(?:а|ы|е|ой)"
+    r"|брат(?:а|у|ом)?|сестр(?:а|ы|е|ой|у)|бабушк\w*|дедушк\w*|внук\w*|внучк\w*|супруг\w*|родственни\w*"
+    r"|опекун\w*|сиделк\w*|\w+лог(?:а|у|ом)?|терапевт\w*|хирург\w*|педиатр\w*|фельдшер\w*|заведующ\w*"
+)
+KK_CUES = (
+    r"дәрігер\w*|науқас\w*|емделуші\w*|мейіргер\w*|әйелі\w*|күйеуі\w*|ұлы|қызы|анасы\w*|әкесі\w*|ағасы\w*"
+    r"|інісі\w*|апасы\w*|сіңлісі\w*|қарындасы\w*|баласы\w*|немересі\w*|туысы\w*|жұбайы\w*|әжесі\w*|атасы\w*"
+    r"|келіні\w*|жиені\w*|бауыры\w*|күйеу\s+баласы\w*"
+)
+_CUE_WORD = re.compile(rf"(?i:{RU_CUES}|{KK_CUES})")
+
+
+# --- pattern layer --------------------------------------------------------------------------------
+
+
+def _regex_detector(kind: str, pattern: str, flags: int = 0, group: int = 0) -> Detector:
+    compiled = re.compile(pattern, flags)
+
+    def detect(text: str) -> Iterator[Span]:
+        for m in compiled.finditer(text):
+            if m.group(group):
+                yield Span(m.start(group), m.end(group), kind)
+
+    return detect
+
+
+def _is_eponym(text: str) -> bool:
+    """Eponyms name diseases and tests (болезнь Бехтерева, проба Реберга), not the people in a note."""
+    return any(word.lower().startswith(EPONYM_STEMS) for word in re.findall(r"\w+", text))
+
+
+def _trim_leading_non_names(text: str, span: Span) -> Span | None:
+    """Drop leading words such as "Пациентка" that a name pattern swept in."""
+    start = span.start
+    for word in re.finditer(r"\S+", text[span.start : span.end]):
+        bare = word.group().lower().strip(".,")
+        if bare not in NOT_NAMES and not _CUE_WORD.fullmatch(bare):
+            break
+        start = span.start + word.end()
+    while start < span.end and text[start].isspace():
+        start += 1
+    return Span(start, span.end, span.kind) if start < span.end else None
+
+
+def _name_shape_detector() -> Detector:
+    """Russian/Kazakh person names by shape: initials, patronymics, surname endings."""
+    patterns = [
+        rf"{SURNAME_WORD}\s+{INITIALS}",
+        rf"{CAPWORD}\s+{TWO_INITIALS}",
+        rf"{INITIALS}\s?{SURNAME_WORD}",
+        rf"{TWO_INITIALS}\s?{CAPWORD}",
+        rf"(?:{CAPWORD}\s+){{0,2}}{PATRONYMIC_WORD}(?:\s+{SURNAME_WORD})?",
+        rf"{SURNAME_OV_WORD}\s+{CAPWORD}",
+        rf"{CAPWORD}\s+{SURNAME_OV_WORD}",
+    ]
+    # Matched one by one, not as one alternation: overlapping candidates ("Келіні Абдрахманова" and
+    # "Абдрахманова Сәуле") must both be found and merged, not the first one only.
+    compiled = [re.compile(p) for p in patterns]
+
+    def detect(text: str) -> Iterator[Span]:
+        for regex in compiled:
+            for m in regex.finditer(text):
+                start = m.start()
+                if start and text[start - 1].isalpha():
+                    continue
+                span = _trim_leading_non_names(text, Span(start, m.end(), "name"))
+                if span is not None and not _is_eponym(text[span.start : span.end]):
+                    yield span
+
+    return detect
+
+
+def _name_cue_detector() -> Detector:
+    """Capitalised words right after a person word ("врач Петрова", "әйелі Айгүл")."""
+    cue = re.compile(rf"(?<!\w)(?i:{RU_CUES}|{KK_CUES})\s+")
+    word = re.compile(rf"(?:{INITIALS}\s?)?(?P<word>{CAPWORD})(?:\s+{INITIALS})?")
+    name_like = re.compile(rf"(?:{SURNAME_WORD}|{PATRONYMIC_WORD})")
+
+    def detect(text: str) -> Iterator[Span]:
+        for m in cue.finditer(text):
+            pos, end = m.end(), None
+            for _ in range(3):
+                w = word.match(text, pos)
+                if not w:
+                    break
+                token = w.group("word")
+                if token.lower().endswith(ADJECTIVE_ENDINGS) and not name_like.fullmatch(token):
+                    break
+                if token.lower() in NOT_NAMES or _is_eponym(token):
+                    break
+                end = w.end()
+                nxt = re.match(r"\s+", text[end:])
+                if not nxt:
+                    break
+                pos = end + nxt.end()
+            if end is not None:
+                yield Span(m.end(), end, "name")
+
+    return detect
+
+
+def _chinese_name_length(text: str, start: int, strong_cue: bool) -> int:
+    """How many characters of a cue-introduced Chinese name start at ``start`` (0 if none)."""
+    surname = next((s for s in CHINESE_COMPOUND_SURNAMES if text.startswith(s, start)), None)
+    if surname is None:
+        surnames = CHINESE_SURNAMES + CHINESE_AMBIGUOUS_SURNAMES if strong_cue else CHINESE_SURNAMES
+        if start >= len(text) or text[start] not in surnames:
+            return 0
+        surname = text[start]
+    if any(text.startswith(w, start) for w in CHINESE_NOT_NAMES):
+        return 0
+    given_start = start + len(surname)
+
+    def is_cjk(pos: int) -> bool:
+        return pos < len(text) and "\u4e00" <= text[pos] <= "\u9fff"
+
+    def boundary(pos: int) -> bool:
+        return not is_cjk(pos) or text.startswith(CHINESE_AFTER_NAME, pos)
+
+    if given_start < len(text) and text[given_start] == "某":
+        return len(surname) + (2 if text.startswith("某某", given_start) else 1)
+    cjk_after = 0
+    while cjk_after < 2 and is_cjk(given_start + cjk_after):
+        cjk_after += 1
+    if cjk_after == 0:
+        return 0
+    for n in (1, 2):
+        if n <= cjk_after and boundary(given_start + n):
+            return len(surname) + n
+    return len(surname) + cjk_after
+
+
+def _chinese_name_detector() -> Detector:
+    """Chinese names after cues (患者王建国, 主治医师：李华) or before titles (张先生)."""
+    cues = sorted(CHINESE_STRONG_CUES + CHINESE_WEAK_CUES, key=len, reverse=True)
+    cue = re.compile(rf"(?P<cue>{'|'.join(cues)})[：:\s（(]*")
+    titled = re.compile(rf"(?<![{CJK}])([{CHINESE_SURNAMES}])(?={CHINESE_TITLES})")
+
+    def detect(text: str) -> Iterator[Span]:
+        for m in cue.finditer(text):
+            length = _chinese_name_length(text, m.end(), m.group("cue") in CHINESE_STRONG_CUES)
+            if length:
+                yield Span(m.end(), m.end() + length, "name")
+        for m in titled.finditer(text):
+            yield Span(m.start(1), m.end(1), "name")
+
+    return detect
+
+
+DATE_PATTERNS = [
+    r"(?<![\d.,])(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?:19|20)?\d{2}(?!\.?\d)",
+    r"(?<![\d/])(?:0?[1-9]|[12]\d|3[01])/(?:0?[1-9]|1[0-2])/(?:19|20)\d{2}(?![\d/])",
+    r"(?<![\d.\-/])(?:19|20)\d{2}[-./](?:0?[1-9]|1[0-2])[-./](?:0?[1-9]|[12]\d|3[01])(?![\d.\-/]?\d)",
+    r"(?<![\d.,])(?:0?[1-9]|1[0-2])\.(?:19|20)\d{2}(?!\.?\d)",
+    r"(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*[日号])?",
+    r"(?<!\d)\d{1,2}\s*月\s*\d{1,2}\s*[日号]",
+    rf"(?<!\d)\d{{1,2}}\s+(?i:{RU_MONTHS})(?:\s+(?:19|20)\d{{2}}(?:\s*(?:г\.|года?))?)?(?![\w])",
+    rf"(?<!\w)(?i:{RU_MONTHS_IN})\s+(?:19|20)\d{{2}}(?:\s*(?:г\.|года))?",
+    rf"(?:(?:19|20)\d{{2}}\s*(?:ж\.|жылғы)\s*)?(?<!\d)\d{{1,2}}\s+(?i:{KK_MONTHS})\w*(?:\s+(?:19|20)\d{{2}}(?:\s*ж\.)?)?",
+    rf"(?:19|20)\d{{2}}\s*(?:ж\.|жылғы)\s*(?i:{KK_MONTHS})\w*",
+]
+
+ADDRESS_PATTERNS = [
+    rf"(?<!\w)(?i:ул\.|улиц[аеы]|пр-т|проспект\w*|пер\.|переул\w*|б-р|бульвар\w*|мкр\.?|микрорайон\w*"
+    rf"|наб\.|набережн\w*)\s*[{CAP}\d][\w\-]*(?:\s+[{CAP}][\w\-]*)?"
+    rf"(?:,?\s*(?:д\.|дом)\s*\d+[\w/]*)?(?:,?\s*(?:корп\.|к\.|стр\.)\s*\d+\w*)?(?:,?\s*(?:кв\.|квартира)\s*\d+)?",
+    rf"[{CAP}][\w\-]*(?:\s+[\w\-]+)?\s+(?:көшесі|даңғылы|шағынауданы|ықшамауданы|шағын\s+ауданы)\w*"
+    rf"(?:,?\s*\d+[\w/\-]*(?:\s*үй)?)?(?:,?\s*\d+[\w\-]*\s*пәтер)?",
+    r"(?<=住址|地址|家住)[：:\s]*[^，。；,;\n]{4,40}",
+    r"(?<=居住于)[：:\s]*[^，。；,;\n]{4,40}",
+]
+
+
+def pattern_detectors() -> list[Detector]:
+    """Detectors that need no knowledge of the record: numbers, contacts, dates, name shapes."""
+    return [
+        _regex_detector("resident_id", r"(?<![0-9A-Za-z])\d{6}(?:19|20)\d{2}\d{7}[\dXx](?![0-9A-Za-z])"),
+        _regex_detector("iin", r"(?<![\d\-])\d{12}(?![\d\-])"),
+        _regex_detector("iin", r"(?i:ИИН|ЖСН)[\s:№]*(\d(?:[\s-]?\d){11})(?!\d)", group=1),
+        _regex_detector("snils", r"(?<![\d\-])\d{3}-\d{3}-\d{3}[\s-]\d{2}(?![\d\-])"),
+        _regex_detector("snils", r"(?i:СНИЛС)[\s:№]*(\d(?:[\s-]?\d){10})(?!\d)", group=1),
+        _regex_detector("email", r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+"),
+        _regex_detector(
+            "phone",
+            r"(?<![0-9A-Za-z])(?:\+\s?7|8)[\s\-()]{0,3}\d{3}[\s\-()]{0,3}\d{3}[\s\-]{0,2}\d{2}[\s\-]{0,2}\d{2}(?!\d)",
+        ),
+        _regex_detector(
+            "phone", r"(?<![0-9A-Za-z+])(?:\+?\s?86[\s\-]?)?1[3-9]\d[\s\-]?\d{4}[\s\-]?\d{4}(?!\d)"
+        ),
+        _regex_detector("phone", r"(?<![\d.,\-])0\d{2,3}-\d{7,8}(?!\d)"),
+        _regex_detector("phone", r"(?<![\d.,\-/])\d{3}-\d{2}-\d{2}(?![\d\-])"),
+        *[_regex_detector("date", p) for p in DATE_PATTERNS],
+        *[_regex_detector("address", p) for p in ADDRESS_PATTERNS],
+        _name_shape_detector(),
+        _name_cue_detector(),
+        _chinese_name_detector(),
+    ]
+
+
+_PATTERN_DETECTORS = pattern_detectors()
+
+# --- known-identifier layer -----------------------------------------------------------------------
+
+
+def _flexible(text: str) -> str:
+    """Regex for ``text`` that tolerates different spacing and е/ё spelling."""
+    parts = []
+    for ch in text:
+        if ch.isspace():
+            parts.append(r"\s*")
+        elif ch in "еёЕЁ":
+            parts.append("[её]")
+        else:
+            parts.append(re.escape(ch))
+    return "".join(parts)
+
+
+def _stem(token: str) -> str:
+    """The part of a Russian/Kazakh name that survives declension (Петрова → Петров, Анна → Анн)."""
+    lower = token.lower()
+    if len(token) >= 5 and lower.endswith(("ий", "ый", "ая", "яя")):
+        return token[:-2]
+    if len(token) >= 4 and lower[-1] in "аяоеиыуюйь":
+        return token[:-1]
+    return token
+
+
+def _cyrillic_name_regex(full_name: str) -> re.Pattern[str] | None:
+    """One regex matching every part of a name in any case form, with initials next to it."""
+    tokens = [t for t in re.findall(r"[^\s.,]+", full_name) if len(t) >= 2 and t[0].isupper()]
+    if not tokens:
+        return None
+    alternatives = []
+    for token in tokens:
+        stem = _stem(token)
+        suffix = r"\w{0,4}" if len(stem) >= 3 else f"{KZ_CASE}?(?:а|у|ом|е|ым|ой)?"
+        alternatives.append(_flexible(stem) + suffix)
+    body = "|".join(sorted(alternatives, key=len, reverse=True))
+    initials = rf"(?-i:{INITIALS})"
+    return re.compile(rf"(?<!\w)(?:{initials}\s?)?(?:{body})(?!\w)(?:\s+{initials})?", re.IGNORECASE)
+
+
+def _chinese_name_regex(full_name: str) -> re.Pattern[str] | None:
+    name = re.sub(r"\s+", "", full_name)
+    if len(name) < 2:
+        return None
+    surname = next((s for s in CHINESE_COMPOUND_SURNAMES if name.startswith(s)), name[0])
+    given = name[len(surname) :]
+    alternatives = [re.escape(name), rf"{re.escape(surname)}(?:某某|某|(?={CHINESE_TITLES}))"]
+    if len(given) >= 2:
+        alternatives.append(re.escape(given))
+    return re.compile("|".join(alternatives))
+
+
+def _digits_regex(value: str, prefixes: str = "") -> str:
+    """Digits of ``value`` in any grouping: spaces, hyphens or brackets between them."""
+    separator = r"[\s\-()]{0,3}"
+    body = separator.join(re.escape(c) for c in value if c.isdigit() or c in "Xx")
+    return rf"(?<!\d){prefixes}{body}(?!\d)"
+
+
+def _phone_regex(phone: str) -> str | None:
+    digits = re.sub(r"\D", "", phone)
+    if len(digits) < 6:
+        return None
+    if len(digits) == 11 and digits[0] in "78":
+        digits = digits[1:]
+    elif len(digits) == 13 and digits.startswith("86"):
+        digits = digits[2:]
+    return _digits_regex(digits, prefixes=r"(?:(?:\+\s?7|8|\+?\s?86)[\s\-()]{0,3})?")
+
+
+def _birth_date_regex(birth_date: str) -> str | None:
+    when = parse_date(birth_date)
+    if when is None:
+        return None
+    d, m, y = when.day, when.month, when.year
+    month_word = RU_MONTHS.split("|")[m - 1]
+    forms = [
+        rf"0?{d}[./-]0?{m}[./-]{y}",
+        rf"{y}[./-]0?{m}[./-]0?{d}",
+        rf"{y}\s*年\s*0?{m}\s*月\s*0?{d}\s*[日号]?",
+        rf"0?{d}\s+{month_word}\s+{y}(?:\s*(?:г\.|года))?",
+    ]
+    return rf"(?<!\d)(?:{'|'.join(forms)})(?!\d)"
+
+
+def _address_regexes(address: str, lang: str) -> list[str]:
+    address = address.strip()
+    if not address:
+        return []
+    patterns = [_flexible(address)]
+    if lang == "zh":
+        tail = re.split(r"[市区县]", address)[-1]
+        if len(tail) >= 4 and tail != address:
+            patterns.append(re.escape(tail))
+    else:
+        for part in re.split(r"[,，;]", address):
+            part = part.strip()
+            if part != address and re.search(r"[^\W\d_]{4,}", part):
+                patterns.append(rf"(?<!\w){_flexible(part)}(?!\w)")
+    return patterns
+
+
+def known_identifier_detector(record: Record) -> Detector:
+    """Finds the record's own identifiers (patient block, doctor) in any of their usual written forms."""
+    patient = record.fields.get("patient") or {}
+    doctor = record.fields.get("doctor")
+    found: list[tuple[str, re.Pattern[str]]] = []
+
+    def add(kind: str, pattern: str | None, flags: int = 0) -> None:
+        if pattern:
+            found.append((kind, re.compile(pattern, flags)))
+
+    for name in (patient.get("full_name"), doctor):
+        if not isinstance(name, str) or not name.strip():
+            continue
+        regex = _chinese_name_regex(name) if re.search(f"[{CJK}]", name) else _cyrillic_name_regex(name)
+        if regex is not None:
+            found.append(("name", regex))
+    national_id = patient.get("national_id")
+    if isinstance(national_id, str):
+        digits = re.sub(r"[^\dXx]", "", national_id)
+        kind = {12: "iin", 11: "snils", 18: "resident_id"}.get(len(digits), "iin")
+        if len(digits) >= 6:
+            add(kind, _digits_regex(digits), re.IGNORECASE)
+    if isinstance(patient.get("phone"), str):
+        add("phone", _phone_regex(patient["phone"]))
+    if isinstance(patient.get("email"), str) and patient["email"].strip():
+        add("email", re.escape(patient["email"].strip()), re.IGNORECASE)
+    if isinstance(patient.get("birth_date"), str):
+        add("date", _birth_date_regex(patient["birth_date"]), re.IGNORECASE)
+    if isinstance(patient.get("address"), str):
+        for pattern in _address_regexes(patient["address"], record.lang):
+            add("address", pattern)
+
+    def detect(text: str) -> Iterator[Span]:
+        for kind, regex in found:
+            for m in regex.finditer(text):
+                if kind == "name" and m.group()[0].islower():
+                    continue
+                yield Span(m.start(), m.end(), kind)
+
+    return detect
+
+
+# --- applying spans -------------------------------------------------------------------------------
+
+
+def _merge(text: str, spans: Iterable[Span]) -> list[Span]:
+    """Overlapping spans become one (kind of the longest); names split only by spaces join up."""
+    merged: list[Span] = []
+    for span in sorted(spans, key=lambda s: (s.start, -s.end)):
+        if span.end <= span.start:
+            continue
+        if merged and span.start < merged[-1].end:
+            last = merged[-1]
+            kind = last.kind if last.end - last.start >= span.end - span.start else span.kind
+            merged[-1] = Span(last.start, max(last.end, span.end), kind)
+        elif (
+            merged and span.kind == merged[-1].kind == "name" and text[merged[-1].end : span.start].isspace()
+        ):
+            merged[-1] = Span(merged[-1].start, span.end, "name")
+        else:
+            merged.append(span)
+    return merged
+
+
+_SENTENCE_GOES_ON = re.compile(rf"$|\s+[{CAP}A-Z]")
+
+
+def redact_text(text: str, lang: str, detectors: Sequence[Detector]) -> tuple[str, Counter[str]]:
+    """Replace what the detectors find with placeholders of ``lang``; count replacements by kind."""
+    spans = _merge(text, (span for detect in detectors for span in detect(text)))
+    labels = PLACEHOLDERS.get(lang, PLACEHOLDERS["ru"])
+    counts: Counter[str] = Counter()
+    pieces, pos = [], 0
+    for span in spans:
+        if text[span.end - 1] == "." and _SENTENCE_GOES_ON.match(text, span.end):
+            # The dot of "А.В." or "2024 г." also ends the sentence: leave it in place.
+            span = Span(span.start, span.end - 1, span.kind)
+        pieces.append(text[pos : span.start])
+        pieces.append(labels[span.kind] if span.kind in labels else f"[{span.kind.upper()}]")
+        counts[span.kind] += 1
+        pos = span.end
+    pieces.append(text[pos:])
+    return "".join(pieces), counts
+
+
+def _redact_value(value: Any, redact: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [_redact_value(v, redact) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_value(v, redact) for k, v in value.items()}
+    return value
+
+
+def deidentify(record: Record, extra_detectors: Sequence[Detector] = ()) -> tuple[Record, Counter[str]]:
+    """The record with structured identifiers dropped and personal data in its text replaced.
+
+    Returns the redaction counts per kind of personal data, never the values. Numbers outside
+    text (lab values, ranges) are left as they are. The length of stay is kept as ``stay_days``
+    because the admission and discharge dates themselves are redacted.
+    """
+    detectors = [known_identifier_detector(record), *_PATTERN_DETECTORS, *extra_detectors]
+    counts: Counter[str] = Counter()
+
+    def redact(text: str) -> str:
+        redacted, found = redact_text(text, record.lang, detectors)
+        counts.update(found)
+        return redacted
+
+    fields = {k: v for k, v in record.fields.items() if k not in STRUCTURED_IDENTIFIERS}
+    stay = length_of_stay(fields.get("admission_date"), fields.get("discharge_date"))
+    fields = {k: _redact_value(v, redact) for k, v in fields.items()}
+    if stay is not None:
+        fields["stay_days"] = stay
+    return replace(record, fields=fields), counts

@@ -1,0 +1,145 @@
+"""The inference class and the OpenAI-compatible API, exercised with the real `openai` client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from finetune.inference import ChatModel
+from finetune.serve import BackgroundServer, create_app
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "Гемоглобин 98 г/л — это нормально?"}],
+    [{"role": "system", "content": "Сіз дәрігерсіз."}, {"role": "user", "content": "Қан қысымы 150/95."}],
+    [{"role": "user", "content": "血红蛋白偏低是什么意思？请详细解释一下可能的原因和需要做的检查。"}],
+]
+
+
+@pytest.fixture(scope="module")
+def models(trained_recipe) -> dict[str, ChatModel]:
+    return {
+        "base": ChatModel.load(trained_recipe.model.base, name="base"),
+        "tuned": ChatModel.load(trained_recipe.model.base, adapter=trained_recipe.adapter_dir, name="tuned"),
+    }
+
+
+@pytest.fixture(scope="module")
+def server(models) -> Iterator[BackgroundServer]:
+    with BackgroundServer(create_app(models)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(server: BackgroundServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0)
+
+
+def test_batched_greedy_generation_equals_one_at_a_time(models) -> None:
+    model = models["tuned"]
+    batched = model.generate(CONVERSATIONS, max_new_tokens=12)
+    alone = [model.generate([c], max_new_tokens=12)[0] for c in CONVERSATIONS]
+    assert [c.text for c in batched] == [c.text for c in alone]
+    for completion in batched:
+        assert completion.completion_tokens <= 12
+        assert (completion.finish_reason == "length") == (completion.completion_tokens == 12)
+
+
+def test_sampling_is_reproducible_with_a_seed(models) -> None:
+    model = models["base"]
+    first = model.generate(CONVERSATIONS[:1], max_new_tokens=10, temperature=1.0, seed=7)[0].text
+    again = model.generate(CONVERSATIONS[:1], max_new_tokens=10, temperature=1.0, seed=7)[0].text
+    assert first == again
+
+
+def test_adapter_changes_the_scores(models) -> None:
+    conversation = [*CONVERSATIONS[0], {"role": "assistant", "content": "Это ниже нормы."}]
+    base, tuned = models["base"].score([conversation])[0], models["tuned"].score([conversation])[0]
+    assert base.tokens == tuned.tokens > 0
+    assert base.nll != pytest.approx(tuned.nll)
+
+
+def test_server_binds_loopback_by_default() -> None:
+    from finetune.recipe import ServeConfig
+
+    assert ServeConfig().host == "127.0.0.1"
+
+
+def test_models_and_health(client: openai.OpenAI, server: BackgroundServer) -> None:
+    assert sorted(m.id for m in client.models.list().data) == ["base", "tuned"]
+    health = httpx.get(f"{server.base_url}/health").json()
+    assert health == {"status": "ok", "models": ["base", "tuned"]}
+
+
+def test_chat_completion_with_the_openai_client(client: openai.OpenAI, models) -> None:
+    response = client.chat.completions.create(model="tuned", messages=CONVERSATIONS[1], max_tokens=8)
+    choice = response.choices[0]
+    assert choice.message.role == "assistant"
+    assert choice.message.content == models["tuned"].chat(CONVERSATIONS[1], max_new_tokens=8)
+    assert response.usage.completion_tokens <= 8
+    assert response.usage.prompt_tokens == models["tuned"].count_prompt_tokens(CONVERSATIONS[1])
+    assert choice.finish_reason in ("stop", "length")
+
+
+def test_model_field_routes_to_that_model(server: BackgroundServer, models) -> None:
+    conversation = [*CONVERSATIONS[0], {"role": "assistant", "content": "Это ниже нормы."}]
+    served = {
+        name: httpx.post(f"{server.base_url}/v1/score", json={"model": name, "conversations": [conversation]})
+        .json()["data"][0]["nll"]
+        for name in ("base", "tuned")
+    }
+    for name, nll in served.items():
+        assert nll == pytest.approx(models[name].score([conversation])[0].nll, rel=1e-5)
+    assert served["base"] != pytest.approx(served["tuned"])
+
+
+def test_unknown_model_is_a_404_in_openai_format(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError) as error:
+        client.chat.completions.create(model="gpt-4", messages=CONVERSATIONS[0])
+    assert error.value.body["code"] == "model_not_found"
+
+
+@pytest.mark.parametrize(
+    ("messages", "fragment"),
+    [
+        ([], "messages is empty"),
+        ([{"role": "assistant", "content": "hi"}], "roles must alternate"),
+        ([{"role": "user", "content": "a"}, {"role": "user", "content": "b"}], "roles must alternate"),
+    ],
+)
+def test_bad_messages_are_400_not_500(client: openai.OpenAI, messages: list, fragment: str) -> None:
+    with pytest.raises(openai.BadRequestError) as error:
+        client.chat.completions.create(model="base", messages=messages)
+    assert fragment in error.value.body["message"]
+
+
+def test_input_longer_than_context_is_a_400(client: openai.OpenAI, models) -> None:
+    too_long = models["base"].context_length + 10
+    with pytest.raises(openai.BadRequestError) as error:
+        client.chat.completions.create(model="base", messages=CONVERSATIONS[0], max_tokens=too_long)
+    assert error.value.body["code"] == "context_length_exceeded"
+
+
+def test_score_endpoint_matches_the_class(server: BackgroundServer, models) -> None:
+    conversation = [*CONVERSATIONS[2], {"role": "assistant", "content": "说明可能贫血。"}]
+    body = httpx.post(f"{server.base_url}/v1/score", json={"model": "tuned", "conversations": [conversation]}).json()
+    expected = models["tuned"].score([conversation])[0]
+    assert body["data"][0]["tokens"] == expected.tokens
+    assert body["data"][0]["nll"] == pytest.approx(expected.nll, rel=1e-5)
+
+
+def test_bearer_token_is_enforced(models) -> None:
+    with BackgroundServer(create_app(models, api_key="s3cret")) as running:
+        denied = openai.OpenAI(base_url=f"{running.base_url}/v1", api_key="wrong", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            denied.models.list()
+        allowed = openai.OpenAI(base_url=f"{running.base_url}/v1", api_key="s3cret", max_retries=0)
+        assert len(allowed.models.list().data) == 2
+        assert httpx.get(f"{running.base_url}/health").status_code == 200
+
+
+def test_adapter_model_loads_tokenizer_from_adapter_dir(trained_recipe) -> None:
+    assert (Path(trained_recipe.adapter_dir) / "tokenizer_config.json").is_file()
