@@ -97,7 +97,7 @@ def _configure_loggers(recipe: Recipe, adapter_dir: Path) -> None:
     if "wandb" in recipe.train.report_to:
         os.environ.setdefault("WANDB_MODE", "offline")
         os.environ.setdefault("WANDB_PROJECT", recipe.train.wandb_project)
-        os.environ.setdefault("WANDB_DIR", str(adapter_dir))
+        os.environ["WANDB_DIR"] = str(adapter_dir)  # nothing is written outside the run's own directory
         os.environ.setdefault("WANDB_LOG_MODEL", "false")
 
 

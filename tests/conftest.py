@@ -52,6 +52,12 @@ def make_recipe(output_dir: Path, base: Path, **sections: dict) -> "Recipe":  # 
 
 
 @pytest.fixture(scope="session")
+def recipe_factory():
+    """`make_recipe` for tests that need a recipe of their own."""
+    return make_recipe
+
+
+@pytest.fixture(scope="session")
 def trained_recipe(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
     """Prepared bundled data + a 12-step QLoRA adapter on the tiny model."""
     from finetune.pipeline import prepare_stage

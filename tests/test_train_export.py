@@ -64,6 +64,23 @@ def test_adapter_directory_holds_provenance(trained_recipe) -> None:
     assert not any("embed_tokens" in key or "lm_head" in key for key in keys)
 
 
+def test_wandb_logging_works_offline(
+    trained_recipe, recipe_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from finetune.train import train
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    recipe = recipe_factory(tmp_path / "run", Path(trained_recipe.model.base),
+                         train={"max_steps": 2, "report_to": ["wandb"], "logging_steps": 1})
+    shutil.copytree(trained_recipe.data_dir, recipe.data_dir)
+    adapter = train(recipe)
+    runs = list((adapter / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
+    assert not list(tmp_path.glob("wandb")), "wandb writes inside the adapter directory only"
+
+
 def test_image_text_lora_leaves_vision_tower_and_projector_frozen(tiny_image_text_dir: Path) -> None:
     from transformers import AutoModelForImageTextToText
 
