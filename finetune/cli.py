@@ -25,6 +25,8 @@ DESCRIPTIONS = {
     "(held-out loss/perplexity and chrF per language).",
     "run": "Run every stage of a recipe in order: prepare, train, export, eval.",
     "validate": "Check a recipe (and overrides) without loading any model; prints the resolved recipe.",
+    "plan": "Estimate peak GPU memory of a recipe's QLoRA training from the model config alone (no weights) "
+    "and suggest settings that fit 8, 12, 16 and 24 GiB cards (or --gpu-mem).",
     "tiny-model": "Build a tiny Gemma 3 model with random weights and a tokenizer trained on the bundled text.",
 }
 RECIPE_HELP = "recipe YAML (default: the embedded tiny demo), then section.key=value overrides"
@@ -33,6 +35,7 @@ RECIPE_HELP = "recipe YAML (default: the embedded tiny demo), then section.key=v
 def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", nargs="?", default=None, help=RECIPE_HELP)
     parser.add_argument("overrides", nargs="*", default=[], help="e.g. train.learning_rate=1e-4")
+    parser.add_argument("--profile", default=None, help="apply one of the recipe's profiles, e.g. 8gb")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--endpoint", default=None,
                              help="an OpenAI-compatible server already serving models named base and tuned")
             sub.add_argument("--api-key-env", default=None, help="environment variable with the bearer token")
+    plan = verbs.add_parser("plan", help=DESCRIPTIONS["plan"], description=DESCRIPTIONS["plan"])
+    _add_recipe_args(plan)
+    plan.add_argument("--gpu-mem", default=None, help="GPU memory to plan for, e.g. 8GiB or 24GB")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     tiny = verbs.add_parser("tiny-model", help=DESCRIPTIONS["tiny-model"], description=DESCRIPTIONS["tiny-model"])
     tiny.add_argument("out", help="directory to write the model to")
     tiny.add_argument("--variant", choices=("causal", "image_text"), default="causal",
@@ -73,7 +80,7 @@ def _split_recipe_args(recipe: str | None, overrides: list[str]) -> tuple[str | 
 
 def _recipe(args: argparse.Namespace) -> Recipe:
     path, overrides = _split_recipe_args(args.recipe, args.overrides)
-    return load_recipe(path, overrides)
+    return load_recipe(path, overrides, getattr(args, "profile", None))
 
 
 def _api_key(env_name: str | None) -> str | None:
@@ -108,6 +115,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"tiny {args.variant} Gemma 3 model written to {out}")
         return 0
     recipe = _recipe(args)
+    if args.verb == "plan":
+        from finetune.plan import plan_recipe, render_plan
+
+        report = plan_recipe(recipe, args.gpu_mem)
+        print(json.dumps(report, indent=2) if args.json else render_plan(report))
+        return 0 if all(p["fits"] for p in report["profiles"].values()) else 1
     if args.verb == "validate":
         print(json.dumps(recipe.model_dump(mode="json"), indent=2, ensure_ascii=False))
         print(f"recipe {recipe.name!r} is valid", file=sys.stderr)

@@ -7,6 +7,7 @@ validation, so the resolved recipe written next to each output is exactly what r
 
 from __future__ import annotations
 
+import copy
 import difflib
 from importlib import resources
 from pathlib import Path
@@ -144,6 +145,11 @@ class Recipe(_Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    profiles: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Named sets of dotted overrides, e.g. GPU memory profiles (8gb: {train.max_length: 2048}); "
+        "chosen with --profile NAME.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -260,8 +266,28 @@ def validate_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
         raise RecipeError(f"{source}: invalid recipe\n  " + "\n  ".join(lines)) from None
 
 
-def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
-    """Read a recipe file (the embedded demo when `path` is None) and apply dotted overrides."""
+def apply_profile(raw: dict[str, Any], name: str, source: str = "recipe") -> dict[str, Any]:
+    """Apply the recipe's profile `name` (a mapping of dotted keys to values) to the raw recipe."""
+    profiles = raw.get("profiles") or {}
+    if name not in profiles:
+        available = ", ".join(profiles) or "none"
+        raise RecipeError(f"{source}: no profile {name!r}; profiles in this recipe: {available}")
+    items = [f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
+             for key, value in profiles[name].items()]
+    return apply_overrides(raw, items)
+
+
+def _check_profiles(raw: dict[str, Any], source: str) -> None:
+    """Every profile must yield a valid recipe, so a typo in one fails now, not on the night it is used."""
+    for name in raw.get("profiles") or {}:
+        trial = apply_profile(copy.deepcopy(raw), name, source)
+        validate_recipe(trial, source=f"{source} (profile {name})")
+
+
+def load_recipe(
+    path: str | Path | None = None, overrides: list[str] | None = None, profile: str | None = None
+) -> Recipe:
+    """Read a recipe file (the embedded demo when `path` is None), apply a profile, then dotted overrides."""
     recipe_path = Path(path) if path is not None else default_recipe_path()
     if not recipe_path.is_file():
         raise RecipeError(f"{recipe_path}: no such recipe file")
@@ -269,6 +295,10 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
         raw = yaml.safe_load(recipe_path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise RecipeError(f"{recipe_path}: not valid YAML: {exc}") from None
+    if isinstance(raw, dict):
+        _check_profiles(raw, str(recipe_path))
+        if profile is not None:
+            raw = apply_profile(raw, profile, str(recipe_path))
     return validate_recipe(apply_overrides(raw, overrides or []), source=str(recipe_path))
 
 
