@@ -8,6 +8,7 @@ loss of records shows up as a failed check rather than as a smaller dataset.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,15 @@ from typing import Any
 from data_prep.config import DataConfig
 from data_prep.records import ChatExample, Reject
 from data_prep.split import SPLITS
+
+
+@dataclass(frozen=True)
+class ExampleStub:
+    """What the card and the split need of an example once its text is on disk."""
+
+    meta: dict[str, Any]
+    length: int
+    answered: bool = True
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,51 @@ def length_stats(lengths: Sequence[int]) -> dict[str, float]:
         "p95": rank(0.95),
         "max": ordered[-1],
     }
+
+
+HISTOGRAM_EDGES: tuple[int, ...] = (0, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+
+
+def histogram(lengths: Sequence[int]) -> dict[str, int]:
+    """Counts per length bucket (``0-63``, ``64-127`` … ``8192+``); every bucket listed, empty or not."""
+    counts = {}
+    for low, high in zip(HISTOGRAM_EDGES, (*HISTOGRAM_EDGES[1:], None), strict=True):
+        label = f"{low}-{high - 1}" if high is not None else f"{low}+"
+        counts[label] = sum(1 for n in lengths if n >= low and (high is None or n < high))
+    return counts
+
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_WORD = re.compile(r"[^\W\d_]+|\d+", re.UNICODE)
+
+
+def word_count(text: str) -> int:
+    """Words as a reader counts them: runs of letters or digits; each Chinese character is a word."""
+    return len(_CJK.findall(text)) + len(_WORD.findall(_CJK.sub(" ", text)))
+
+
+def fertility(
+    samples: Mapping[str, Sequence[str]], token_counter: Callable[[list[dict[str, str]]], int]
+) -> dict[str, dict[str, float]]:
+    """Tokens per word and per character of the tokenizer, per language, on the examples' own text.
+
+    The chat template's fixed cost is measured on an empty turn and subtracted, so the figures are
+    about the language, not the template.
+    """
+    empty = token_counter([{"role": "user", "content": ""}])
+    result = {}
+    for lang, texts in sorted(samples.items()):
+        tokens = sum(max(0, token_counter([{"role": "user", "content": t}]) - empty) for t in texts)
+        words = sum(word_count(t) for t in texts)
+        chars = sum(len(t) for t in texts)
+        if not texts or not words or not chars:
+            continue
+        result[lang] = {
+            "texts": len(texts),
+            "tokens_per_word": round(tokens / words, 3),
+            "tokens_per_char": round(tokens / chars, 3),
+        }
+    return result
 
 
 def char_length(example: ChatExample) -> int:
@@ -82,14 +137,17 @@ def _example_counts(
         for example in splits.get(split, []):
             table[key(example)]["written"] += 1
             table[key(example)][split] += 1
-    columns = ("made", "written", "rejected", *SPLITS)
+    for example in splits.get("eval_only", []):
+        table[key(example)]["written"] += 1
+        table[key(example)]["eval_only"] += 1
+    columns = ("made", "written", "rejected", *SPLITS, "eval_only")
     return {k: {c: v[c] for c in columns} for k, v in sorted(table.items())}
 
 
 def _patients_disjoint(splits: Mapping[str, Sequence[ChatExample]]) -> bool:
     owners: dict[str, str] = {}
-    for split, examples in splits.items():
-        for example in examples:
+    for split in SPLITS:
+        for example in splits.get(split, []):
             if owners.setdefault(example.meta["group"], split) != split:
                 return False
     return True
@@ -105,7 +163,10 @@ def build_card(
     splits: Mapping[str, Sequence[ChatExample]],
     written: Mapping[str, int],
     redactions: Mapping[str, int],
-    length_of: Callable[[ChatExample], int] | None = None,
+    length_of: Callable[[Any], int] | None = None,
+    length_unit: str | None = None,
+    fertility: Mapping[str, Mapping[str, float]] | None = None,
+    sources: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Assemble the card from what ``prepare`` observed; pure, so it is testable without files.
 
@@ -116,11 +177,17 @@ def build_card(
     converted = sum(1 for o in outcomes if o.reason is None)
     records_rejected = len(outcomes) - converted
     written_total = sum(written.values())
-    unit = "tokens" if length_of is not None else "chars"
+    unit = length_unit or ("tokens" if length_of is not None else "chars")
     measure = length_of or char_length
     lengths = {split: [measure(e) for e in splits.get(split, [])] for split in SPLITS}
+    by_lang: dict[str, list[int]] = defaultdict(list)
+    for split in SPLITS:
+        for example, n in zip(splits.get(split, []), lengths[split], strict=True):
+            by_lang[example.meta["lang"]].append(n)
+    eval_only = list(splits.get("eval_only", []))
     settings = config.model_dump(mode="json", exclude={"patient_salt"})
     return {
+        "sources": [dict(s) for s in sources],
         "records": {
             "in": records_read,
             "converted": converted,
@@ -145,6 +212,11 @@ def build_card(
             }
             for split in SPLITS
         },
+        "eval_only": {
+            "examples": len(eval_only),
+            "by_language": _tally(e.meta["lang"] for e in eval_only),
+            "by_task": _tally(e.meta["task"] for e in eval_only),
+        },
         "rejection_reasons": {
             "records": _tally(o.reason for o in outcomes if o.reason is not None),
             "examples": _tally(r.reason for _, r in rejected),
@@ -158,10 +230,18 @@ def build_card(
             "unit": unit,
             "all": length_stats([n for split in SPLITS for n in lengths[split]]),
             **{split: length_stats(lengths[split]) for split in SPLITS},
+            "by_language": {lang: length_stats(ns) for lang, ns in sorted(by_lang.items())},
+            "histogram": {
+                "all": histogram([n for split in SPLITS for n in lengths[split]]),
+                **{split: histogram(lengths[split]) for split in SPLITS},
+                **{lang: histogram(ns) for lang, ns in sorted(by_lang.items())},
+            },
         },
+        "fertility": dict(fertility or {}),
         "invariants": {
             "records_in_equals_converted_plus_rejected": records_read == converted + records_rejected,
             "examples_made_equals_written_plus_rejected": len(made) == written_total + len(rejected_examples),
+            "evaluation_only_never_in_train": not any(e.meta.get("eval_only") for e in splits.get("train", [])),
             "no_patient_in_two_splits": _patients_disjoint(splits),
         },
         "config": settings,
@@ -178,6 +258,16 @@ def render_markdown(card: Mapping[str, Any]) -> str:
     """The card as Markdown for people; the JSON twin is for programs."""
     records, examples = card["records"], card["examples"]
     out = ["# Data card", "", "Synthetic or de-identified clinical records turned into chat examples.", ""]
+    if card.get("sources"):
+        out += ["## Sources", ""]
+        out += _table(
+            ("file", "format", "lang", "tasks", "evaluation only"),
+            [
+                (s["file"], s["format"], s["lang"], ", ".join(s["tasks"]), "yes" if s["eval_only"] else "")
+                for s in card["sources"]
+            ],
+        )
+        out += [""]
     out += ["## Records", ""]
     record_columns = ("in", "converted", "rejected")
     record_rows: list[Sequence[Any]] = [("**total**", *(records[c] for c in record_columns))]
@@ -224,6 +314,28 @@ def render_markdown(card: Mapping[str, Any]) -> str:
     out += ["", f"## Lengths ({lengths['unit']} per example)", ""]
     stats = ("count", "min", "mean", "p50", "p95", "max")
     out += _table(("split", *stats), [(s, *(lengths[s][k] for k in stats)) for s in ("all", *SPLITS)])
+    histograms = lengths.get("histogram", {})
+    if histograms:
+        out += ["", f"### Histogram ({lengths['unit']} per example)", ""]
+        buckets = list(next(iter(histograms.values())))
+        out += _table(("", *buckets), [(name, *(h[b] for b in buckets)) for name, h in histograms.items()])
+    if card.get("eval_only", {}).get("examples"):
+        info = card["eval_only"]
+        out += [
+            "",
+            "## Evaluation only",
+            "",
+            f"{info['examples']} examples without an answer key "
+            "(`eval_only.jsonl`), never trained on: "
+            + ", ".join(f"{k}: {v}" for k, v in info["by_task"].items())
+            + ".",
+        ]
+    if card.get("fertility"):
+        out += ["", "## Tokenizer fertility", ""]
+        out += _table(
+            ("language", "texts", "tokens per word", "tokens per character"),
+            [(lang, f["texts"], f["tokens_per_word"], f["tokens_per_char"]) for lang, f in card["fertility"].items()],
+        )
     out += ["", "## Checks", ""]
     out += [f"- {'✅' if ok else '❌'} {name.replace('_', ' ')}" for name, ok in card["invariants"].items()]
     return "\n".join(out) + "\n"

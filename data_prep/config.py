@@ -8,34 +8,175 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Lang = Literal["ru", "kk", "zh"]
-TaskName = Literal["structured_summary", "lab_explanation"]
+Lang = Literal["ru", "kk", "zh", "en"]
+SourceLang = Literal["ru", "kk", "zh", "en", "auto"]
+TaskName = Literal[
+    "structured_summary",
+    "lab_explanation",
+    "icd10_coding",
+    "plain_language",
+    "extraction",
+    "qa",
+    "multiple_choice",
+    "dialogue_continuation",
+    "chat",
+    "term_translation",
+    "term_definition",
+]
+FormatName = Literal[
+    "auto",
+    "clinic_records",
+    "fhir",
+    "hl7v2",
+    "ccda",
+    "notes",
+    "brat",
+    "dialogue",
+    "exam",
+    "chat",
+    "glossary",
+]
+ContainerName = Literal["auto", "jsonl", "json", "csv", "tsv", "xlsx", "parquet"]
 
 LANGS: tuple[str, ...] = ("ru", "kk", "zh")
+"""Languages of the bundled samples (the clinics medtune is built for)."""
+SUPPORTED_LANGS: tuple[str, ...] = ("ru", "kk", "zh", "en")
+"""Languages a record may be in: the clinics' three, and English for public sets and mixed use."""
 TASK_NAMES: tuple[str, ...] = ("structured_summary", "lab_explanation")
+"""Default tasks of clinical records (kept as the bundled demo's default)."""
+
+RECORD_KIND_OF_FORMAT: dict[str, str] = {
+    "clinic_records": "clinical",
+    "fhir": "clinical",
+    "hl7v2": "clinical",
+    "ccda": "clinical",
+    "notes": "clinical",
+    "brat": "annotated",
+    "dialogue": "dialogue",
+    "exam": "question",
+    "chat": "chat",
+    "glossary": "term",
+}
+"""What a reader of each format produces; tasks are defined per record kind."""
+
+TASKS_OF_KIND: dict[str, tuple[str, ...]] = {
+    "clinical": ("structured_summary", "lab_explanation", "icd10_coding", "plain_language"),
+    "annotated": ("extraction",),
+    "dialogue": ("dialogue_continuation",),
+    "question": ("qa", "multiple_choice"),
+    "chat": ("chat",),
+    "term": ("term_translation", "term_definition"),
+}
+DEFAULT_TASKS_OF_KIND: dict[str, tuple[str, ...]] = {
+    "clinical": TASK_NAMES,
+    "annotated": ("extraction",),
+    "dialogue": ("dialogue_continuation",),
+    "question": ("qa", "multiple_choice"),
+    "chat": ("chat",),
+    "term": ("term_translation", "term_definition"),
+}
+
+
+def default_tasks(fmt: str) -> list[str]:
+    """The tasks a source of format ``fmt`` builds when the recipe names none."""
+    return list(DEFAULT_TASKS_OF_KIND[RECORD_KIND_OF_FORMAT[fmt]])
 
 
 class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: str | None = Field(
-        default=None, description="Records file; None uses the bundled synthetic sample for `lang`."
+        default=None,
+        description="Export file (or BRAT/notes folder); None uses the bundled synthetic sample for `lang`.",
     )
-    format: Literal["clinic_records"] = Field(
-        default="clinic_records", description="Reader to use (see data_prep.readers.READERS)."
+    format: FormatName = Field(
+        default="clinic_records",
+        description="What the file holds (see data_prep.readers.READERS); `auto` tells it from the content.",
     )
-    lang: Lang = Field(description="Language of the records; records declaring another one are rejected.")
-    tasks: list[TaskName] = Field(
-        default_factory=lambda: list(TASK_NAMES), description="Tasks to build examples for."
+    container: ContainerName = Field(
+        default="auto",
+        description="File layout of row-shaped formats (clinic_records, exam, chat, glossary, dialogue); "
+        "`auto` goes by extension and content.",
     )
+    encoding: str = Field(
+        default="auto",
+        description="Text encoding (utf-8, cp1251, gb18030, utf-16 …); `auto` detects it from BOM and bytes.",
+    )
+    delimiter: str | None = Field(
+        default=None, description="CSV field separator; None sniffs it (comma, semicolon, tab, pipe)."
+    )
+    sheet: str | None = Field(default=None, description="XLSX sheet to read; None reads the first one.")
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Record field → column of the file, e.g. {complaints: Жалобы, patient.full_name: ФИО}; "
+        "known headings in ru/kk/zh/en are mapped without it.",
+    )
+    lang: SourceLang = Field(
+        description="Language of the records; `auto` detects it per record (lingua). Records that declare "
+        "another language than a fixed one are rejected."
+    )
+    tasks: list[TaskName] | None = Field(
+        default=None, description="Tasks to build examples for; None: the defaults of the format."
+    )
+    eval_only: bool = Field(
+        default=False, description="Use this source for evaluation only: its examples never reach train."
+    )
+    entity_types: dict[str, Literal["symptoms", "diagnoses", "drugs", "labs", "ignore"]] = Field(
+        default_factory=dict,
+        description="BRAT entity label → extraction category, overriding the guess from the label's name.",
+    )
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        if value != "auto":
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown encoding {value!r}; e.g. utf-8, cp1251, gb18030, utf-16 or auto") from None
+        return value
+
+    @model_validator(mode="after")
+    def _tasks_fit_the_format(self) -> SourceConfig:
+        if self.format == "auto":
+            return self
+        if self.tasks is None:
+            self.tasks = default_tasks(self.format)  # type: ignore[assignment]
+            return self
+        kind = RECORD_KIND_OF_FORMAT[self.format]
+        wrong = [t for t in self.tasks if t not in TASKS_OF_KIND[kind]]
+        if wrong:
+            raise ValueError(
+                f"task(s) {', '.join(wrong)} do not apply to format {self.format!r}; "
+                f"choose from {', '.join(TASKS_OF_KIND[kind])}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _bundled_needs_a_language(self) -> SourceConfig:
+        if self.path is None and self.lang not in LANGS:
+            raise ValueError(f"a source without `path` uses the bundled sample, which needs lang in {LANGS}")
+        return self
 
 
 class DeidConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(default=True, description="Redact personal data from free text before use.")
+    replace_with: Literal["placeholder", "surrogate"] = Field(
+        default="placeholder",
+        description="Typed placeholders ([ФИО], [电话] …) or consistent per-patient fake values.",
+    )
+    shift_dates: bool = Field(
+        default=False,
+        description="Shift dates by a per-patient offset instead of replacing them, keeping intervals.",
+    )
+    max_shift_days: int = Field(default=365, ge=1, description="Largest date shift in days, either way.")
+    ner: bool = Field(default=True, description="Also find Russian/Kazakh person names with natasha's NER model.")
 
 
 class SplitConfig(BaseModel):
@@ -69,10 +210,31 @@ class QualityConfig(BaseModel):
         description="Reject examples longer than this in tokens; needs a token counter, None disables.",
     )
     dedup: bool = Field(default=True, description="Drop exact duplicates of a message list.")
+    near_dup_threshold: float | None = Field(
+        default=0.9,
+        gt=0.0,
+        le=1.0,
+        description="Drop examples whose estimated Jaccard similarity (MinHash) to a kept one reaches this; "
+        "None disables.",
+    )
+    lang_check: Literal["off", "flag", "drop"] = Field(
+        default="flag",
+        description="Language identification (lingua) of each record's text: mark (meta.lang_detected) or "
+        "reject records whose text is in another language than declared.",
+    )
 
 
 def _bundled_sources() -> list[SourceConfig]:
-    return [SourceConfig(lang=lang) for lang in LANGS]
+    return [SourceConfig(lang=lang) for lang in LANGS]  # type: ignore[arg-type]
+
+
+class PromptOverrides(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    system: dict[Lang, str] = Field(default_factory=dict, description="System prompt per language.")
+    tasks: dict[TaskName, dict[Lang, str]] = Field(
+        default_factory=dict, description="User instruction per task and language."
+    )
 
 
 class DataConfig(BaseModel):
@@ -84,6 +246,12 @@ class DataConfig(BaseModel):
     deid: DeidConfig = Field(default_factory=DeidConfig, description="De-identification settings.")
     split: SplitConfig = Field(default_factory=SplitConfig, description="Train/validation/test split.")
     quality: QualityConfig = Field(default_factory=QualityConfig, description="Example filters.")
+    prompts: PromptOverrides = Field(
+        default_factory=PromptOverrides, description="Replace the built-in prompts (ru, kk, zh, en)."
+    )
+    workers: int = Field(
+        default=1, ge=1, description="Processes that de-identify and build examples; 2+ uses more cores."
+    )
     patient_salt: str = Field(
         default="medtune", description="Salt for hashing patient ids into group keys; keep it private."
     )

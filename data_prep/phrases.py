@@ -43,6 +43,17 @@ NOTE_LABELS: dict[str, dict[str, str]] = {
         "prescriptions": "处方用药",
         "recommendations": "医嘱建议",
     },
+    "en": {
+        "department": "Department",
+        "period": "Treatment period",
+        "complaints": "Complaints",
+        "history": "History",
+        "labs": "Lab results",
+        "diagnosis": "Diagnosis",
+        "icd10": "ICD-10",
+        "prescriptions": "Prescriptions",
+        "recommendations": "Recommendations",
+    },
 }
 
 SUMMARY_HEADINGS: dict[str, dict[str, str]] = {
@@ -66,6 +77,13 @@ SUMMARY_HEADINGS: dict[str, dict[str, str]] = {
         "abnormal_labs": "异常检验结果",
         "prescriptions": "处方用药",
         "recommendations": "医嘱建议",
+    },
+    "en": {
+        "complaints": "Complaints",
+        "diagnosis": "Diagnosis (ICD-10)",
+        "abnormal_labs": "Abnormal lab results",
+        "prescriptions": "Prescriptions",
+        "recommendations": "Recommendations",
     },
 }
 
@@ -107,12 +125,8 @@ WORDS: dict[str, dict[str, str]] = {
             "Бұл нәтижелерді міндетті түрде емдеуші дәрігеріңізбен талқылаңыз: тек ол оларды "
             "денсаулығыңыздың жай-күйін ескере отырып бағалап, қажет болса емді өзгерте алады."
         ),
-        "generic_below": (
-            "Мәні қалыпты деңгейден төмен; дәрігер оны басқа тексеру нәтижелерімен бірге бағалайды."
-        ),
-        "generic_above": (
-            "Мәні қалыпты деңгейден жоғары; дәрігер оны басқа тексеру нәтижелерімен бірге бағалайды."
-        ),
+        "generic_below": ("Мәні қалыпты деңгейден төмен; дәрігер оны басқа тексеру нәтижелерімен бірге бағалайды."),
+        "generic_above": ("Мәні қалыпты деңгейден жоғары; дәрігер оны басқа тексеру нәтижелерімен бірге бағалайды."),
     },
     "zh": {
         "colon": "：",
@@ -127,11 +141,29 @@ WORDS: dict[str, dict[str, str]] = {
         "no_range": "未提供参考范围",
         "intro": "下面逐项为您解读检验结果。",
         "unknown_status": "请向医生咨询该结果的意义。",
-        "closing": (
-            "请务必与您的主治医生讨论这些结果，医生会结合您的具体情况进行解读，并在需要时调整治疗方案。"
-        ),
+        "closing": ("请务必与您的主治医生讨论这些结果，医生会结合您的具体情况进行解读，并在需要时调整治疗方案。"),
         "generic_below": "该指标偏低，医生会结合其他检查结果综合判断。",
         "generic_above": "该指标偏高，医生会结合其他检查结果综合判断。",
+    },
+    "en": {
+        "colon": ": ",
+        "no_data": "no data",
+        "no_abnormal": "no abnormalities found",
+        "below": "below the reference range",
+        "within": "within the reference range",
+        "above": "above the reference range",
+        "range": "reference range: {low}–{high}",
+        "range_max": "reference range: up to {high}",
+        "range_min": "reference range: at least {low}",
+        "no_range": "no reference range given",
+        "intro": "Let us go through your results one by one.",
+        "unknown_status": "Ask your doctor what this result means.",
+        "closing": (
+            "Please discuss these results with your doctor: only they can interpret them in the light of your "
+            "health and change the treatment if needed."
+        ),
+        "generic_below": "The value is below the reference range; your doctor will assess it with your other results.",
+        "generic_above": "The value is above the reference range; your doctor will assess it with your other results.",
     },
 }
 
@@ -142,6 +174,8 @@ def days(n: int, lang: str) -> str:
         return f"共{n}天"
     if lang == "kk":
         return f"{n} күн"
+    if lang == "en":
+        return f"{n} day" if n == 1 else f"{n} days"
     if n % 10 == 1 and n % 100 != 11:
         word = "день"
     elif 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
@@ -202,8 +236,7 @@ LAB_MEANINGS: list[LabMeaning] = [
         aliases=("глюкоз", "сахар", "葡萄糖", "血糖", "空腹血糖"),
         low={
             "ru": (
-                "Сниженная глюкоза — это низкий сахар в крови; он может вызывать слабость, потливость и "
-                "головокружение."
+                "Сниженная глюкоза — это низкий сахар в крови; он может вызывать слабость, потливость и головокружение."
             ),
             "kk": (
                 "Глюкозаның төмендеуі қандағы қанттың аз екенін білдіреді, ол әлсіздік, тершеңдік және "
@@ -212,10 +245,7 @@ LAB_MEANINGS: list[LabMeaning] = [
             "zh": "血糖偏低可能引起乏力、出汗和头晕。",
         },
         high={
-            "ru": (
-                "Повышенная глюкоза означает высокий уровень сахара в крови; это важно при диабете и "
-                "предиабете."
-            ),
+            "ru": ("Повышенная глюкоза означает высокий уровень сахара в крови; это важно при диабете и предиабете."),
             "kk": (
                 "Глюкозаның жоғарылауы қандағы қант деңгейінің жоғары екенін білдіреді; бұл қант диабеті "
                 "мен предиабетте маңызды."
@@ -227,10 +257,7 @@ LAB_MEANINGS: list[LabMeaning] = [
         aliases=("креатинин", "肌酐"),
         low={
             "ru": "Сниженный креатинин обычно связан с небольшой мышечной массой и редко бывает опасен.",
-            "kk": (
-                "Креатининнің төмендеуі әдетте бұлшықет массасының аздығымен байланысты және сирек "
-                "қауіпті болады."
-            ),
+            "kk": ("Креатининнің төмендеуі әдетте бұлшықет массасының аздығымен байланысты және сирек қауіпті болады."),
             "zh": "肌酐偏低通常与肌肉量较少有关，一般意义不大。",
         },
         high={
@@ -243,10 +270,7 @@ LAB_MEANINGS: list[LabMeaning] = [
         aliases=("алт", "аланин", "аст", "аспартат", "alt", "ast", "谷丙", "谷草", "丙氨酸", "天门冬氨酸"),
         high={
             "ru": "Повышенные печёночные ферменты могут говорить о нагрузке на печень или её воспалении.",
-            "kk": (
-                "Бауыр ферменттерінің жоғарылауы бауырға түскен жүктемені немесе оның қабынуын көрсетуі "
-                "мүмкін."
-            ),
+            "kk": ("Бауыр ферменттерінің жоғарылауы бауырға түскен жүктемені немесе оның қабынуын көрсетуі мүмкін."),
             "zh": "转氨酶偏高可能提示肝脏负担加重或肝脏炎症。",
         },
     ),
@@ -291,10 +315,7 @@ LAB_MEANINGS: list[LabMeaning] = [
                 "Сниженный натрий бывает при нарушении водно-солевого баланса и может вызывать слабость "
                 "и головную боль."
             ),
-            "kk": (
-                "Натрийдің төмендеуі су-тұз алмасуы бұзылғанда кездеседі, әлсіздік пен бас ауруын "
-                "тудыруы мүмкін."
-            ),
+            "kk": ("Натрийдің төмендеуі су-тұз алмасуы бұзылғанда кездеседі, әлсіздік пен бас ауруын тудыруы мүмкін."),
             "zh": "血钠偏低见于水盐平衡紊乱，可引起乏力、头痛。",
         },
         high={
@@ -332,8 +353,7 @@ LAB_MEANINGS: list[LabMeaning] = [
                 "это требует контроля дозы."
             ),
             "kk": (
-                "ХҚҚ жоғарылауы қанның баяу ұйитынын білдіреді; антикоагулянттар қабылдағанда дозаны "
-                "бақылау қажет."
+                "ХҚҚ жоғарылауы қанның баяу ұйитынын білдіреді; антикоагулянттар қабылдағанда дозаны бақылау қажет."
             ),
             "zh": "INR偏高说明血液凝固较慢，服用抗凝药时需在医生指导下调整剂量。",
         },
@@ -384,10 +404,7 @@ LAB_MEANINGS: list[LabMeaning] = [
         aliases=("билирубин", "胆红素"),
         high={
             "ru": "Повышенный билирубин может быть связан с нарушением работы печени или желчных путей.",
-            "kk": (
-                "Билирубиннің жоғарылауы бауыр немесе өт жолдары қызметінің бұзылуымен байланысты болуы "
-                "мүмкін."
-            ),
+            "kk": ("Билирубиннің жоғарылауы бауыр немесе өт жолдары қызметінің бұзылуымен байланысты болуы мүмкін."),
             "zh": "胆红素偏高可能与肝脏或胆道功能异常有关。",
         },
     ),

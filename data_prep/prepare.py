@@ -1,44 +1,167 @@
 """Run the whole preparation: read → de-identify → tasks → quality → split → files and data card.
 
-This is the only module here that touches the file system for output; every stage it calls is a
-pure function, so each can be tested, replaced or run elsewhere on its own.
+This is the only module here that touches the file system for output. Records stream through: the
+converted examples are spooled to disk and only their small facts (patient group, language, task,
+length) stay in memory until the split is known, so an export larger than memory can be prepared.
+Conversion (language check, de-identification, tasks, measurements) runs in ``data.workers``
+processes; the order of the output does not depend on how many.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+import multiprocessing
+import sys
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data_prep.card import RecordOutcome, build_card, render_markdown
-from data_prep.config import DataConfig, SourceConfig
-from data_prep.deid import STRUCTURED_IDENTIFIERS, deidentify
-from data_prep.quality import filter_examples
-from data_prep.readers import READERS
-from data_prep.records import ChatExample, Record, Reject, pseudonymize
+from data_prep.card import ExampleStub, RecordOutcome, build_card, fertility, render_markdown
+from data_prep.config import RECORD_KIND_OF_FORMAT, TASKS_OF_KIND, DataConfig, SourceConfig, default_tasks
+from data_prep.convert import Converted, Plan, convert_record, record_strings
+from data_prep.prompts import Prompts
+from data_prep.quality import QualityGate, example_reject
+from data_prep.readers import SourceError, read_source
+from data_prep.records import ChatExample, Record, Reject
 from data_prep.samples import bundled_path
-from data_prep.split import SPLITS, split_by_patient
-from data_prep.tasks import TASKS
+from data_prep.split import SPLITS, assign_groups
 
 MessagesTokenCounter = Callable[[list[dict[str, str]]], int]
 OUTPUT_FILES: tuple[str, ...] = (
     *(f"{split}.jsonl" for split in SPLITS),
+    "eval_only.jsonl",
     "rejects.jsonl",
     "data_card.json",
     "data_card.md",
 )
+CHUNK = 32
+FERTILITY_SAMPLE = 200
 
 
 def source_path(source: SourceConfig) -> Path:
     """The file a source reads: its own path, or the bundled sample of its language."""
     path = Path(source.path).expanduser() if source.path else bundled_path(source.lang)
-    if not path.is_file():
+    if not path.exists():
         hint = "" if source.path else " (the bundled samples are missing from this installation)"
         raise FileNotFoundError(f"data source for lang={source.lang!r} not found: {path}{hint}")
     return path
+
+
+def prompts_of(config: DataConfig) -> Prompts:
+    return Prompts(system=dict(config.prompts.system), tasks={k: dict(v) for k, v in config.prompts.tasks.items()})
+
+
+def _plan(config: DataConfig, source: SourceConfig, fmt: str, prompts: Prompts) -> Plan:
+    tasks = source.tasks if source.tasks is not None else default_tasks(fmt)
+    kind = RECORD_KIND_OF_FORMAT[fmt]
+    if wrong := [t for t in tasks if t not in TASKS_OF_KIND[kind]]:
+        raise SourceError(
+            f"{source.path}: detected format {fmt!r}, to which task(s) {', '.join(wrong)} do not apply; "
+            f"choose from {', '.join(TASKS_OF_KIND[kind])}"
+        )
+    return Plan(
+        source_lang=source.lang,
+        tasks=tuple(tasks),
+        deid=config.deid,
+        lang_check=config.quality.lang_check,
+        salt=config.patient_salt,
+        prompts=prompts,
+        near_dup=config.quality.near_dup_threshold is not None,
+        entity_types=dict(source.entity_types),
+    )
+
+
+# --- conversion, in this process or in workers ----------------------------------------------------
+
+_WORKER_STATE: dict[str, Any] = {}
+
+
+def _convert_chunk(chunk: list[tuple[int, Record]]) -> list[Converted]:
+    plans, counter = _WORKER_STATE["plans"], _WORKER_STATE["token_counter"]
+    ner_texts = [
+        text
+        for i, record in chunk
+        if plans[i].deid.enabled and plans[i].deid.ner and record.lang in ("ru", "kk", "auto")
+        for text in record_strings(record.fields)
+    ]
+    if ner_texts:
+        from data_prep.ner import prefetch
+
+        prefetch(ner_texts)
+    return [convert_record(record, plans[i], counter) for i, record in chunk]
+
+
+def _chunks(items: Iterable[tuple[int, Record | Reject]]) -> Iterator[list[tuple[int, Record | Reject]]]:
+    chunk: list[tuple[int, Record | Reject]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _convert_mixed(chunk: list[tuple[int, Record | Reject]]) -> list[tuple[int, Reject | Converted]]:
+    """Read rejects pass through; records are converted (in whichever process runs this)."""
+    records = [(i, item) for i, item in chunk if isinstance(item, Record)]
+    converted = iter(_convert_chunk(records))  # type: ignore[arg-type]
+    return [(i, item if isinstance(item, Reject) else next(converted)) for i, item in chunk]
+
+
+def _converted(
+    items: Iterable[tuple[int, Record | Reject]],
+    plans: list[Plan],
+    token_counter: MessagesTokenCounter | None,
+    workers: int,
+) -> Iterator[tuple[int, Reject | Converted]]:
+    """(source index, outcome) of each read item in input order; a bounded number of chunks in flight,
+    so reading never runs far ahead of conversion."""
+    _WORKER_STATE.update(plans=plans, token_counter=token_counter)
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for chunk in _chunks(items):
+            yield from _convert_mixed(chunk)
+        return
+    pool = multiprocessing.get_context("fork").Pool(workers)
+    pending: deque[Any] = deque()
+    try:
+        for chunk in _chunks(items):
+            pending.append(pool.apply_async(_convert_mixed, (chunk,)))
+            if len(pending) >= 4 * workers:
+                yield from pending.popleft().get()
+        while pending:
+            yield from pending.popleft().get()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+# --- bookkeeping ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Tally:
+    """What the run observed, in the small form the card and the split need."""
+
+    records_read: int = 0
+    outcomes: list[RecordOutcome] = field(default_factory=list)
+    record_rejects: int = 0
+    made: list[ExampleStub] = field(default_factory=list)
+    rejected: list[tuple[ExampleStub, Reject]] = field(default_factory=list)
+    kept: list[ExampleStub] = field(default_factory=list)
+    redactions: Counter[str] = field(default_factory=Counter)
+    fertility_sample: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _stub(example: ChatExample, length: int) -> ExampleStub:
+    meta = example.meta
+    return ExampleStub(
+        meta={k: meta[k] for k in ("lang", "task", "source", "group", "eval_only") if k in meta},
+        length=length,
+        answered=any(m["role"] == "assistant" for m in example.messages),
+    )
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
@@ -53,89 +176,168 @@ def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     return count
 
 
-def _strip_identifiers(record: Record) -> Record:
-    """Without de-identification, the structured identifiers are still never needed downstream."""
-    return replace(record, fields={k: v for k, v in record.fields.items() if k not in STRUCTURED_IDENTIFIERS})
+def _progress(total_hint: str, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(desc=f"preparing {total_hint}", unit=" records", file=sys.stderr, dynamic_ncols=True)
 
 
-@dataclass
-class _Converted:
-    """What reading, de-identifying and the tasks made of the sources."""
+def _read_all(config: DataConfig, prompts: Prompts) -> tuple[list[Plan], Iterator[tuple[int, Record | Reject]], list]:
+    """Plans per source and one stream of (plan index, item) over every source in order."""
+    opened = []
+    for source in config.sources:
+        path = source_path(source)
+        fmt, stream = read_source(path, source)
+        opened.append((fmt, _plan(config, source, fmt, prompts), stream, source, path))
+    plans = [plan for _, plan, _, _, _ in opened]
 
-    records_read: int = 0
-    outcomes: list[RecordOutcome] = field(default_factory=list)
-    record_rejects: list[Reject] = field(default_factory=list)
-    examples: list[ChatExample] = field(default_factory=list)
-    redactions: Counter[str] = field(default_factory=Counter)
+    def items() -> Iterator[tuple[int, Record | Reject]]:
+        for index, (_, _, stream, _, _) in enumerate(opened):
+            for item in stream:
+                yield index, item
 
-
-def _convert(config: DataConfig, sources: list[tuple[SourceConfig, Path]]) -> _Converted:
-    """Records → de-identified records → examples, keeping the fate of every record read."""
-    done = _Converted()
-    for source, path in sources:
-        for item in READERS[source.format](path, lang=source.lang):
-            done.records_read += 1
-            if isinstance(item, Record) and item.lang != source.lang:
-                item = Reject(item.source, item.location, "lang_mismatch", "lang")
-            if isinstance(item, Reject):
-                done.record_rejects.append(item)
-                done.outcomes.append(RecordOutcome(item.source, source.lang, item.reason))
-                continue
-            record = pseudonymize(item, config.patient_salt)
-            if config.deid.enabled:
-                record, counts = deidentify(record)
-                done.redactions.update(counts)
-            else:
-                record = _strip_identifiers(record)
-            done.outcomes.append(RecordOutcome(record.source, record.lang))
-            for task in source.tasks:
-                done.examples.extend(TASKS[task](record))
-    return done
+    described = [
+        {
+            "file": path.name,
+            "format": fmt,
+            "lang": source.lang,
+            "tasks": list(plan.tasks),
+            "eval_only": source.eval_only,
+        }
+        for fmt, plan, _, source, path in opened
+    ]
+    return plans, items(), described
 
 
-def prepare(config: DataConfig, out_dir: Path, token_counter: MessagesTokenCounter | None = None) -> dict:
+def prepare(
+    config: DataConfig,
+    out_dir: Path,
+    token_counter: MessagesTokenCounter | None = None,
+    *,
+    progress: bool = False,
+) -> dict:
     """Prepare the dataset described by ``config`` into ``out_dir``; returns the data card.
 
-    Writes ``{train,validation,test}.jsonl`` (``{"messages", "meta"}`` per line), ``rejects.jsonl``
-    (where and why, no patient text), ``data_card.json`` and ``data_card.md``. ``token_counter``
-    gets a message list and returns its length in tokens as the model will see it (chat template
-    applied); with it, ``quality.max_tokens`` is enforced and lengths are reported in tokens.
+    Writes ``{train,validation,test}.jsonl`` (``{"messages", "meta"}`` per line), ``eval_only.jsonl``
+    (questions without an answer key), ``rejects.jsonl`` (where and why, no patient text),
+    ``data_card.json`` and ``data_card.md``. ``token_counter`` gets a message list and returns its
+    length in tokens as the model will see it (chat template applied); with it, ``quality.max_tokens``
+    is enforced, lengths are reported in tokens and the tokenizer's fertility is measured.
+    Raises SourceError (a ValueError) when a whole source cannot be read as configured.
     """
     out_dir = Path(out_dir)
-    sources = [(source, source_path(source)) for source in config.sources]
+    prompts = prompts_of(config)
+    plans, items, described = _read_all(config, prompts)
     out_dir.mkdir(parents=True, exist_ok=True)
-    converted = _convert(config, sources)
-
-    token_counts: dict[int, int] = {}
-
-    def count_tokens(example: ChatExample) -> int:
-        """Each example is measured once, however many stages ask."""
-        key = id(example)
-        if key not in token_counts:
-            token_counts[key] = token_counter(example.messages)  # type: ignore[misc]
-        return token_counts[key]
-
-    length_of = count_tokens if token_counter is not None else None
-    kept, rejected = filter_examples(converted.examples, config.quality, length_of)
-    splits = split_by_patient(kept, config.split.validation, config.split.test, config.split.seed)
-
-    written = {}
-    for split in SPLITS:
-        written[split] = _write_jsonl(out_dir / f"{split}.jsonl", (e.to_json() for e in splits[split]))
-    rejects = [r.to_json() for r in converted.record_rejects] + [r.to_json() for _, r in rejected]
-    _write_jsonl(out_dir / "rejects.jsonl", rejects)
+    gate = QualityGate(config.quality)
+    tally = _Tally()
+    spool_path = out_dir / ".examples.spool.jsonl"
+    bar = _progress(f"{len(plans)} source(s)", progress)
+    try:
+        with (
+            spool_path.open("w", encoding="utf-8") as spool,
+            (out_dir / "rejects.jsonl.tmp").open("w", encoding="utf-8") as rejects,
+        ):
+            for plan_index, outcome in _converted(items, plans, token_counter, config.workers):
+                tally.records_read += 1
+                if bar is not None:
+                    bar.update(1)
+                if isinstance(outcome, Reject):
+                    lang = plans[plan_index].source_lang
+                    tally.outcomes.append(
+                        RecordOutcome(outcome.source, lang if lang != "auto" else "unknown", outcome.reason)
+                    )
+                    rejects.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
+                    continue
+                tally.redactions.update(outcome.redactions)
+                if outcome.reject is not None:
+                    tally.outcomes.append(RecordOutcome(outcome.reject.source, outcome.lang, outcome.reject.reason))
+                    rejects.write(json.dumps(outcome.reject.to_json(), ensure_ascii=False) + "\n")
+                    continue
+                source_name = outcome.examples[0].meta["source"].rsplit(":", 1)[0]
+                tally.outcomes.append(RecordOutcome(source_name, outcome.lang))
+                for example, length, key, sig in zip(
+                    outcome.examples, outcome.lengths, outcome.keys, outcome.signatures, strict=True
+                ):
+                    stub = _stub(example, length)
+                    tally.made.append(stub)
+                    reason = gate.check(example, length if token_counter is not None else None, key, sig)
+                    if reason is not None:
+                        reject = example_reject(example, reason)
+                        tally.rejected.append((stub, reject))
+                        rejects.write(json.dumps(reject.to_json(), ensure_ascii=False) + "\n")
+                        continue
+                    tally.kept.append(stub)
+                    spool.write(json.dumps(example.to_json(), ensure_ascii=False) + "\n")
+                    sample = tally.fertility_sample.setdefault(example.meta["lang"], [])
+                    if len(sample) < FERTILITY_SAMPLE:
+                        sample.extend(m["content"] for m in example.messages if m["role"] != "system")
+        (out_dir / "rejects.jsonl.tmp").replace(out_dir / "rejects.jsonl")
+        splits, written = _write_splits(config, out_dir, spool_path, tally.kept)
+    finally:
+        if bar is not None:
+            bar.close()
+        spool_path.unlink(missing_ok=True)
+        (out_dir / "rejects.jsonl.tmp").unlink(missing_ok=True)
     card = build_card(
         config=config,
-        outcomes=converted.outcomes,
-        records_read=converted.records_read,
-        made=converted.examples,
-        rejected=rejected,
+        outcomes=tally.outcomes,
+        records_read=tally.records_read,
+        made=tally.made,
+        rejected=tally.rejected,
         splits=splits,
         written=written,
-        redactions=converted.redactions,
-        length_of=length_of,
+        redactions=tally.redactions,
+        length_of=lambda stub: stub.length,
+        length_unit="tokens" if token_counter is not None else "chars",
+        fertility=fertility(tally.fertility_sample, token_counter) if token_counter is not None else None,
+        sources=described,
     )
     card_json = json.dumps(card, ensure_ascii=False, indent=2) + "\n"
     (out_dir / "data_card.json").write_text(card_json, encoding="utf-8")
     (out_dir / "data_card.md").write_text(render_markdown(card), encoding="utf-8")
     return card
+
+
+def _write_splits(
+    config: DataConfig, out_dir: Path, spool_path: Path, kept: list[ExampleStub]
+) -> tuple[dict[str, list[ExampleStub]], dict[str, int]]:
+    """Assign patients to splits, then copy each spooled example into its split's file."""
+    answered = [s for s in kept if s.answered]
+    assignment = assign_groups(
+        ((s.meta["group"], s.meta["lang"], s.meta["task"], bool(s.meta.get("eval_only"))) for s in answered),
+        config.split.validation,
+        config.split.test,
+        config.split.seed,
+    )
+    names = (*SPLITS, "eval_only")
+    splits: dict[str, list[ExampleStub]] = {name: [] for name in names}
+    handles = {name: (out_dir / f"{name}.jsonl.tmp").open("w", encoding="utf-8") for name in names}
+    try:
+        with spool_path.open(encoding="utf-8") as spool:
+            for stub, line in zip(kept, spool, strict=True):
+                name = assignment[stub.meta["group"]] if stub.answered else "eval_only"
+                splits[name].append(stub)
+                handles[name].write(line)
+    finally:
+        for handle in handles.values():
+            handle.close()
+    for name in names:
+        (out_dir / f"{name}.jsonl.tmp").replace(out_dir / f"{name}.jsonl")
+    return splits, {name: len(splits[name]) for name in names}
+
+
+def preview(config: DataConfig, limit: int) -> list[ChatExample]:
+    """The first ``limit`` examples the sources make (de-identified, unfiltered); nothing is written."""
+    prompts = prompts_of(config)
+    plans, items, _ = _read_all(config, prompts)
+    shown: list[ChatExample] = []
+    for plan_index, item in items:
+        if isinstance(item, Reject):
+            continue
+        shown.extend(convert_record(item, plans[plan_index]).examples)
+        if len(shown) >= limit:
+            break
+    return shown[:limit]

@@ -6,6 +6,9 @@ that language rather than translated word for word; English is there for evaluat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 PROMPT_LANGS: tuple[str, ...] = ("ru", "kk", "zh", "en")
 
 SYSTEM_PROMPTS: dict[str, str] = {
@@ -74,6 +77,76 @@ INSTRUCTIONS: dict[str, dict[str, str]] = {
 }
 
 
+INSTRUCTIONS.update(
+    {
+        "icd10_coding": {
+            "ru": "Определите код основного диагноза по МКБ-10 по жалобам и анамнезу пациента. Ответ дайте в "
+            "виде «код — название диагноза».",
+            "kk": "Науқастың шағымдары мен анамнезі бойынша негізгі диагноздың АХЖ-10 кодын анықтаңыз. Жауапты "
+            "«код — диагноз атауы» түрінде беріңіз.",
+            "zh": "请根据患者的主诉和病史，给出主要诊断的ICD-10编码，格式为“编码 — 诊断名称”。",
+            "en": "Give the ICD-10 code of the main diagnosis from the patient's complaints and history, as "
+            '"code — diagnosis name".',
+        },
+        "plain_language": {
+            "ru": "Объясните пациенту простыми словами, без медицинских терминов, что записано в его выписке: "
+            "диагноз, лечение и что делать дальше.",
+            "kk": "Науқасқа шығару эпикризінде не жазылғанын медициналық терминдерсіз, қарапайым тілмен "
+            "түсіндіріңіз: диагнозы, емі және әрі қарай не істеу керек.",
+            "zh": "请用通俗易懂、不含专业术语的语言向患者解释出院记录的内容：诊断、治疗以及接下来该怎么做。",
+            "en": "Explain to the patient in plain words, without medical jargon, what their discharge note "
+            "says: the diagnosis, the treatment and what to do next.",
+        },
+        "extraction": {
+            "ru": "Извлеките из медицинского текста симптомы, диагнозы, препараты и лабораторные показатели. "
+            "Ответ дайте в формате JSON с ключами symptoms, diagnoses, drugs, labs.",
+            "kk": "Медициналық мәтіннен симптомдарды, диагноздарды, дәрілерді және зертханалық көрсеткіштерді "
+            "бөліп алыңыз. Жауапты symptoms, diagnoses, drugs, labs кілттері бар JSON түрінде беріңіз.",
+            "zh": "请从医学文本中提取症状、诊断、药物和检验指标，"
+            "以JSON格式输出，键为symptoms、diagnoses、drugs、labs。",
+            "en": "Extract the symptoms, diagnoses, drugs and lab tests from the clinical text. Answer in JSON "
+            "with the keys symptoms, diagnoses, drugs, labs.",
+        },
+        "multiple_choice": {
+            "ru": "Выберите один правильный вариант ответа. Начните ответ со слова «Ответ:», буквы и текста варианта.",
+            "kk": "Бір дұрыс жауапты таңдаңыз. Жауапты «Жауап:» сөзінен, нұсқаның әрпі мен мәтінінен бастаңыз.",
+            "zh": "请选择一个正确答案，以“答案：”开头，写出选项字母和内容。",
+            "en": 'Choose the one correct option. Start your reply with "Answer:", the option\'s letter and its text.',
+        },
+        "qa": {
+            "ru": "Ответьте на вопрос. Если дан текст, опирайтесь только на него. Начните ответ со слова «Ответ:».",
+            "kk": "Сұраққа жауап беріңіз. Мәтін берілсе, тек соған сүйеніңіз. Жауапты «Жауап:» сөзінен бастаңыз.",
+            "zh": "请回答问题。如提供了文本，请只依据该文本作答。以“答案：”开头。",
+            "en": 'Answer the question. If a text is given, rely on it only. Start your reply with "Answer:".',
+        },
+        "dialogue_continuation": {
+            "ru": "Вы — врач на консультации. Отвечайте пациенту вежливо, по существу и задавайте уточняющие "
+            "вопросы, если их не хватает для совета.",
+            "kk": "Сіз — кеңес беріп отырған дәрігерсіз. Науқасқа сыпайы, нақты жауап беріңіз, кеңес беруге "
+            "мәлімет жетпесе, нақтылау сұрақтарын қойыңыз.",
+            "zh": "你是一名正在接诊的医生。请礼貌、切题地回复患者，信息不足时请追问。",
+            "en": "You are a doctor in a consultation. Reply to the patient politely and to the point, and ask "
+            "follow-up questions when you need more information to advise.",
+        },
+        "term_translation": {
+            "ru": "Переведите медицинский термин.",
+            "kk": "Медициналық терминді аударыңыз.",
+            "zh": "请翻译以下医学术语。",
+            "en": "Translate the medical term.",
+        },
+        "term_definition": {
+            "ru": "Дайте определение медицинского термина.",
+            "kk": "Медициналық терминге анықтама беріңіз.",
+            "zh": "请解释以下医学术语的含义。",
+            "en": "Define the medical term.",
+        },
+    }
+)
+
+ANSWER_WORD: dict[str, str] = {"ru": "Ответ: ", "kk": "Жауап: ", "zh": "答案：", "en": "Answer: "}
+"""How every QA and multiple-choice answer starts, so the model learns one way to state it."""
+
+
 def system_prompt(lang: str) -> str:
     """System prompt for ``lang``; a KeyError names the language that has none."""
     return SYSTEM_PROMPTS[lang]
@@ -82,3 +155,20 @@ def system_prompt(lang: str) -> str:
 def instruction(task: str, lang: str) -> str:
     """User-side instruction for ``task`` in ``lang``."""
     return INSTRUCTIONS[task][lang]
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """Built-in prompts with the recipe's overrides on top (``data.prompts``)."""
+
+    system: Mapping[str, str] = field(default_factory=dict)
+    tasks: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def system_prompt(self, lang: str) -> str:
+        return self.system.get(lang) or system_prompt(lang)
+
+    def instruction(self, task: str, lang: str) -> str:
+        return (self.tasks.get(task) or {}).get(lang) or instruction(task, lang)
+
+
+BUILT_IN = Prompts()

@@ -1,18 +1,23 @@
 """Quality filters: drop examples too short to teach, too long to fit, or already seen.
 
 Each rejected example is reported with its reason so the data card can say what was lost and why.
+The gate is applied one example at a time, so ``prepare`` can stream; ``filter_examples`` is the
+same gate over a list.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterable
 
+import numpy as np
+
 from data_prep.config import QualityConfig
+from data_prep.dedup import NearDuplicateIndex, content_text, message_key, signature
 from data_prep.records import ChatExample, Reject
 
 TokenCounter = Callable[[ChatExample], int]
+SHORT_ANSWER_TASKS = frozenset({"qa", "multiple_choice", "icd10_coding", "term_translation", "extraction"})
+"""Tasks whose right answer is short by nature ("Ответ: да.", a code, a term): ``min_chars`` skips them."""
 
 
 def assistant_text(example: ChatExample) -> str:
@@ -20,13 +25,7 @@ def assistant_text(example: ChatExample) -> str:
     return "\n".join(m["content"] for m in example.messages if m.get("role") == "assistant")
 
 
-def message_key(example: ChatExample) -> str:
-    """Fingerprint of the message list; equal fingerprints mean exact duplicates."""
-    blob = json.dumps(example.messages, ensure_ascii=False, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _reject(example: ChatExample, reason: str) -> Reject:
+def example_reject(example: ChatExample, reason: str) -> Reject:
     location = str(example.meta.get("source", ""))
     return Reject(
         source=location.rsplit(":", 1)[0],
@@ -37,33 +36,61 @@ def _reject(example: ChatExample, reason: str) -> Reject:
     )
 
 
+class QualityGate:
+    """Decides, example by example, whether it is kept; remembers what it kept for deduplication."""
+
+    def __init__(self, config: QualityConfig) -> None:
+        self.config = config
+        self._seen: set[bytes] = set()
+        self._near = NearDuplicateIndex(config.near_dup_threshold) if config.near_dup_threshold else None
+
+    def check(
+        self,
+        example: ChatExample,
+        length: int | None = None,
+        key: str | None = None,
+        hashvalues: np.ndarray | None = None,
+    ) -> str | None:
+        """The reason to reject ``example``, or None to keep it (and remember it).
+
+        Reasons: ``too_short`` (answer under ``min_chars``), ``too_long`` (over ``max_tokens``,
+        checked when ``length`` is known), ``duplicate`` (same messages as a kept example),
+        ``near_duplicate`` (MinHash similarity to a kept example at or over the threshold).
+        """
+        config = self.config
+        has_answer = any(m.get("role") == "assistant" for m in example.messages)
+        short_ok = example.meta.get("task") in SHORT_ANSWER_TASKS or not has_answer
+        if not short_ok and len(assistant_text(example).strip()) < config.min_chars:
+            return "too_short"
+        if config.max_tokens is not None and length is not None and length > config.max_tokens:
+            return "too_long"
+        if config.dedup:
+            digest = bytes.fromhex(key or message_key(example))
+            if digest in self._seen:
+                return "duplicate"
+            self._seen.add(digest)
+        if self._near is not None:
+            if hashvalues is None:
+                hashvalues = signature(content_text(example))
+            if self._near.seen_before(hashvalues):
+                return "near_duplicate"
+        return None
+
+
 def filter_examples(
     examples: Iterable[ChatExample],
     config: QualityConfig,
     count_tokens: TokenCounter | None = None,
 ) -> tuple[list[ChatExample], list[tuple[ChatExample, Reject]]]:
-    """Kept examples in input order, and each rejected one with its reject.
-
-    Reasons: ``too_short`` (answer under ``min_chars``), ``too_long`` (over ``max_tokens``; only
-    checked when ``count_tokens`` is given), ``duplicate`` (same messages as an earlier example).
-    """
+    """Kept examples in input order, and each rejected one with its reject."""
+    gate = QualityGate(config)
     kept: list[ChatExample] = []
     rejected: list[tuple[ChatExample, Reject]] = []
-    seen: set[str] = set()
-    check_length = config.max_tokens is not None and count_tokens is not None
     for example in examples:
-        reason = None
-        if len(assistant_text(example).strip()) < config.min_chars:
-            reason = "too_short"
-        elif check_length and count_tokens(example) > config.max_tokens:  # type: ignore[misc, operator]
-            reason = "too_long"
-        elif config.dedup:
-            key = message_key(example)
-            if key in seen:
-                reason = "duplicate"
-            seen.add(key)
+        length = count_tokens(example) if count_tokens is not None and config.max_tokens is not None else None
+        reason = gate.check(example, length)
         if reason is None:
             kept.append(example)
         else:
-            rejected.append((example, _reject(example, reason)))
+            rejected.append((example, example_reject(example, reason)))
     return kept, rejected

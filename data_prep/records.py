@@ -19,7 +19,8 @@ class Record:
 
     ``fields`` holds the record's content by name (free text, labs, and, until de-identification
     removes them, the structured identifiers). ``group`` is the pseudonymous patient key that
-    examples carry instead of ``patient_id``.
+    examples carry instead of ``patient_id``. ``kind`` says which tasks can use it (clinical,
+    annotated, dialogue, question, chat, term); ``eval_only`` keeps its examples out of training.
     """
 
     source: str
@@ -28,6 +29,8 @@ class Record:
     lang: str
     fields: dict[str, Any]
     group: str | None = None
+    kind: str = "clinical"
+    eval_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,14 @@ learns to organise and explain, not to invent.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
 from data_prep.dates import length_of_stay
+from data_prep.examples import make_example
 from data_prep.phrases import NOTE_LABELS, SUMMARY_HEADINGS, WORDS, days, lab_meaning
-from data_prep.prompts import instruction, system_prompt
-from data_prep.records import ChatExample, Record, patient_group
+from data_prep.prompts import BUILT_IN, Prompts
+from data_prep.records import ChatExample, Record
 
 # --- lab values -----------------------------------------------------------------------------------
 
@@ -165,25 +165,13 @@ def render_note(record: Record) -> str:
 # --- examples -------------------------------------------------------------------------------------
 
 
-def _example(record: Record, task: str, user: str, assistant: str, index: int = 0) -> ChatExample:
-    digest = hashlib.sha256(f"{record.location}\x00{task}\x00{index}".encode()).hexdigest()
-    return ChatExample(
-        messages=[
-            {"role": "system", "content": system_prompt(record.lang)},
-            {"role": "user", "content": user},
-            {"role": "assistant", "content": assistant},
-        ],
-        meta={
-            "id": f"{record.lang}-{digest[:12]}",
-            "lang": record.lang,
-            "task": task,
-            "source": record.location,
-            "group": record.group or patient_group(record.patient_id),
-        },
-    )
+def _example(
+    record: Record, task: str, user: str, assistant: str, index: int = 0, prompts: Prompts | None = None
+) -> ChatExample:
+    return make_example(record, task, user, assistant, index, prompts)
 
 
-def structured_summary(record: Record) -> list[ChatExample]:
+def structured_summary(record: Record, prompts: Prompts | None = None) -> list[ChatExample]:
     """Note in, summary under fixed headings out; abnormal labs listed with value, unit and range."""
     fields, lang = record.fields, record.lang
     headings, words = SUMMARY_HEADINGS[lang], WORDS[lang]
@@ -208,11 +196,11 @@ def structured_summary(record: Record) -> list[ChatExample]:
         lines.append(f"{headings['prescriptions']}{colon}{words['no_data']}")
     recommendations = _text(fields, "recommendations") or words["no_data"]
     lines.append(f"{headings['recommendations']}{colon}{recommendations}")
-    user = f"{instruction('structured_summary', lang)}\n\n{render_note(record)}"
-    return [_example(record, "structured_summary", user, "\n".join(lines))]
+    user = f"{(prompts or BUILT_IN).instruction('structured_summary', lang)}\n\n{render_note(record)}"
+    return [_example(record, "structured_summary", user, "\n".join(lines), prompts=prompts)]
 
 
-def lab_explanation(record: Record) -> list[ChatExample]:
+def lab_explanation(record: Record, prompts: Prompts | None = None) -> list[ChatExample]:
     """Lab table in, one plain-language line per lab out, ending with advice to see the doctor."""
     lang = record.lang
     labs = _labs(record.fields)
@@ -232,12 +220,81 @@ def lab_explanation(record: Record) -> list[ChatExample]:
     lines.append(words["closing"])
     table = "\n".join(_lab_table(labs, lang))
     heading = NOTE_LABELS[lang]["labs"] + words["colon"].rstrip()
-    user = f"{instruction('lab_explanation', lang)}\n\n{heading}\n{table}"
-    return [_example(record, "lab_explanation", user, "\n".join(lines))]
+    user = f"{(prompts or BUILT_IN).instruction('lab_explanation', lang)}\n\n{heading}\n{table}"
+    return [_example(record, "lab_explanation", user, "\n".join(lines), prompts=prompts)]
 
 
-TASKS: dict[str, Callable[[Record], list[ChatExample]]] = {
+ICD10_DIAGNOSIS = {"ru": "Диагноз", "kk": "Диагноз", "zh": "诊断", "en": "Diagnosis"}
+
+
+def icd10_coding(record: Record, prompts: Prompts | None = None) -> list[ChatExample]:
+    """Complaints (and history) in, ``code — diagnosis`` out; only records with both a code and complaints."""
+    fields, lang = record.fields, record.lang
+    code, complaints = _text(fields, "icd10"), _text(fields, "complaints")
+    if not code or not complaints:
+        return []
+    labels, colon = NOTE_LABELS[lang], WORDS[lang]["colon"]
+    lines = [f"{labels['complaints']}{colon}{complaints}"]
+    if history := _text(fields, "history"):
+        lines.append(f"{labels['history']}{colon}{history}")
+    diagnosis = _text(fields, "diagnosis").rstrip(".。") or WORDS[lang]["no_data"]
+    user = f"{(prompts or BUILT_IN).instruction('icd10_coding', lang)}\n\n" + "\n".join(lines)
+    return [_example(record, "icd10_coding", user, f"{code} — {diagnosis}", prompts=prompts)]
+
+
+PLAIN: dict[str, dict[str, str]] = {
+    "ru": {"diagnosis": "Что с вами: {0}.", "treatment": "Что вам назначено:", "next": "Что делать дальше: {0}",
+           "closing": "Если что-то непонятно, спросите своего лечащего врача."},
+    "kk": {"diagnosis": "Сіздің диагнозыңыз: {0}.", "treatment": "Сізге тағайындалғаны:",
+           "next": "Әрі қарай не істеу керек: {0}", "closing": "Түсініксіз нәрсе болса, емдеуші дәрігеріңізден сұраңыз."},  # noqa: E501
+    "zh": {"diagnosis": "您的诊断是：{0}。", "treatment": "为您安排的治疗：", "next": "接下来请您：{0}",
+           "closing": "如有不明白的地方，请咨询您的主治医生。"},
+    "en": {"diagnosis": "What you have: {0}.", "treatment": "What you were prescribed:", "next": "What to do next: {0}",
+           "closing": "If anything is unclear, ask your doctor."},
+}  # fmt: skip
+
+
+def plain_language(record: Record, prompts: Prompts | None = None) -> list[ChatExample]:
+    """The note's diagnosis, treatment and advice retold for the patient in the same fixed order."""
+    fields, lang = record.fields, record.lang
+    diagnosis = _text(fields, "diagnosis").rstrip(".。")
+    prescriptions, advice = _prescriptions(fields), _text(fields, "recommendations")
+    if not diagnosis or not (prescriptions or advice):
+        return []
+    words = PLAIN[lang]
+    lines = [words["diagnosis"].format(diagnosis)]
+    if prescriptions:
+        lines.append(words["treatment"])
+        lines.extend(f"- {item}" for item in prescriptions)
+    if advice:
+        lines.append(words["next"].format(advice))
+    lines.append(words["closing"])
+    user = f"{(prompts or BUILT_IN).instruction('plain_language', lang)}\n\n{render_note(record)}"
+    return [_example(record, "plain_language", user, "\n".join(lines), prompts=prompts)]
+
+
+from data_prep.tasks_qa import multiple_choice, qa  # noqa: E402
+from data_prep.tasks_text import (  # noqa: E402
+    chat,
+    dialogue_continuation,
+    extraction,
+    term_definition,
+    term_translation,
+)
+
+Task = Callable[..., list[ChatExample]]
+
+TASKS: dict[str, Task] = {
     "structured_summary": structured_summary,
     "lab_explanation": lab_explanation,
+    "icd10_coding": icd10_coding,
+    "plain_language": plain_language,
+    "extraction": extraction,
+    "qa": qa,
+    "multiple_choice": multiple_choice,
+    "dialogue_continuation": dialogue_continuation,
+    "chat": chat,
+    "term_translation": term_translation,
+    "term_definition": term_definition,
 }
-"""Task name (``SourceConfig.tasks``) → builder; a builder may return no example for a record."""
+"""Task name (``SourceConfig.tasks``) → builder ``(record, prompts=None)``; it may return no example."""

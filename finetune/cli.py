@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_recipe_args(sub)
         if verb == "train":
             sub.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+        if verb == "prepare":
+            _add_prepare_args(sub)
         if verb in ("serve",):
             sub.add_argument("--host", default=None, help="bind address (default: serve.host, 127.0.0.1)")
             sub.add_argument("--port", type=int, default=None, help="port (default: serve.port)")
@@ -69,6 +71,55 @@ def build_parser() -> argparse.ArgumentParser:
                       help="Gemma3ForCausalLM or Gemma3ForConditionalGeneration (tiny vision tower)")
     tiny.add_argument("--seed", type=int, default=0, help="the same seed builds the same model")
     return parser
+
+
+def _add_prepare_args(sub: argparse.ArgumentParser) -> None:
+    """The ad-hoc form: one export file, no recipe (`medtune prepare --source notes.csv --out data/`)."""
+    sub.add_argument("--source", default=None, help="an export file or folder to prepare instead of the recipe's")
+    sub.add_argument("--format", default="auto", help="clinic_records, fhir, hl7v2, ccda, notes, brat, dialogue, "
+                     "exam, chat, glossary or auto (default)")
+    sub.add_argument("--lang", default="auto", help="ru, kk, zh, en or auto (default: detected per record)")
+    sub.add_argument("--task", action="append", default=None, help="task to build (repeatable; default: the "
+                     "format's tasks)")
+    sub.add_argument("--encoding", default="auto", help="text encoding of --source (default: detected)")
+    sub.add_argument("--out", default=None, help="output folder for --source (default: ./prepared)")
+    sub.add_argument("--workers", type=int, default=None, help="processes for de-identification and tasks")
+    sub.add_argument("--preview", type=int, default=None, metavar="N",
+                     help="print the first N converted (de-identified) examples instead of writing files")
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    """`medtune prepare` in its recipe or ad-hoc form, with an optional preview."""
+    from data_prep.config import DataConfig, SourceConfig
+    from data_prep.prepare import prepare, preview
+    from finetune import pipeline
+
+    if args.source is None:
+        recipe = _recipe(args)
+        if args.workers:
+            recipe.data.workers = args.workers
+        if args.preview is not None:
+            return _print_preview(preview(recipe.data, args.preview))
+        card = pipeline.prepare_stage(recipe)
+        print(f"prepared {card['examples']['written']} examples in {recipe.data_dir}")
+        return 0
+    source = SourceConfig.model_validate(
+        {"path": args.source, "format": args.format, "lang": args.lang, "tasks": args.task, "encoding": args.encoding}
+    )
+    config = DataConfig(sources=[source], workers=args.workers or 1)
+    if args.preview is not None:
+        return _print_preview(preview(config, args.preview))
+    out = Path(args.out or "prepared")
+    card = prepare(config, out, progress=sys.stderr.isatty())
+    print(f"prepared {card['examples']['written']} examples in {out} "
+          f"({card['records']['rejected']} of {card['records']['in']} records rejected: see {out / 'rejects.jsonl'})")
+    return 0
+
+
+def _print_preview(examples: list) -> int:
+    for example in examples:
+        print(json.dumps(example.to_json(), ensure_ascii=False, indent=2))
+    return 0
 
 
 def _split_recipe_args(recipe: str | None, overrides: list[str]) -> tuple[str | None, list[str]]:
@@ -100,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except (RecipeError, FileNotFoundError, ValueError, RuntimeError) as exc:
+        if hasattr(exc, "errors") and callable(exc.errors):  # pydantic: one line per problem
+            exc = ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
         print(f"medtune {args.verb}: error: {exc}", file=sys.stderr)
         return 2
 
@@ -114,6 +167,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         out = build_tiny_model(args.out, TinyModelConfig(variant=args.variant, seed=args.seed))
         print(f"tiny {args.variant} Gemma 3 model written to {out}")
         return 0
+    if args.verb == "prepare":
+        return _prepare(args)
     recipe = _recipe(args)
     if args.verb == "plan":
         from finetune.plan import plan_recipe, render_plan
@@ -125,10 +180,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(json.dumps(recipe.model_dump(mode="json"), indent=2, ensure_ascii=False))
         print(f"recipe {recipe.name!r} is valid", file=sys.stderr)
         return 0
-    if args.verb == "prepare":
-        card = pipeline.prepare_stage(recipe)
-        print(f"prepared {card['examples']['written']} examples in {recipe.data_dir}")
-    elif args.verb == "train":
+    if args.verb == "train":
         print(f"adapter written to {pipeline.train_stage(recipe, resume=args.resume)}")
     elif args.verb == "export":
         print(f"merged model written to {pipeline.export_stage(recipe)}")

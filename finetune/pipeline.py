@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,6 @@ def prepare_stage(recipe: Recipe) -> dict[str, Any]:
     """Convert the recipe's sources into chat splits; token lengths are counted with the base's template."""
     ensure_base_model(recipe)
     from data_prep.prepare import prepare
-
     from finetune.model import load_tokenizer
 
     tokenizer = load_tokenizer(recipe.model.base, recipe.model.revision)
@@ -38,7 +38,7 @@ def prepare_stage(recipe: Recipe) -> dict[str, Any]:
     def count_tokens(messages: list[dict[str, Any]]) -> int:
         return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False))
 
-    card = prepare(recipe.data, recipe.data_dir, token_counter=count_tokens)
+    card = prepare(recipe.data, recipe.data_dir, token_counter=count_tokens, progress=sys.stderr.isatty())
     write_resolved(recipe, recipe.data_dir)
     return card
 

@@ -17,11 +17,7 @@ MIN_RECORDS_PER_LANGUAGE = 50
 
 
 def bundled_records(lang: str) -> list[dict]:
-    return [
-        json.loads(line)
-        for line in bundled_path(lang).read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
+    return [json.loads(line) for line in bundled_path(lang).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def identifiers(record: dict) -> list[str]:

@@ -54,6 +54,7 @@ def test_counts_per_source_language_task_and_split() -> None:
         "train": 1,
         "validation": 0,
         "test": 0,
+        "eval_only": 0,
     }
     assert examples["by_task"]["lab_explanation"]["train"] == 1
     assert examples["by_source"]["zh.jsonl"]["validation"] == 1
@@ -73,9 +74,7 @@ def test_invariants_hold_and_catch_losses() -> None:
     assert not lost_record["records_in_equals_converted_plus_rejected"]
     lost_example = card_for(written={"train": 2, "validation": 1, "test": 0})["invariants"]
     assert not lost_example["examples_made_equals_written_plus_rejected"]
-    leak = card_for(
-        splits={"train": [ex(1, group="p")], "validation": [ex(5, lang="zh", group="p")], "test": []}
-    )
+    leak = card_for(splits={"train": [ex(1, group="p")], "validation": [ex(5, lang="zh", group="p")], "test": []})
     assert not leak["invariants"]["no_patient_in_two_splits"]
 
 

@@ -92,9 +92,7 @@ KK = {
     "diagnosis": "ЖИА. Жедел миокард инфарктісі.",
     "icd10": "I21.4",
     "prescriptions": ["Клопидогрел 75 мг тәулігіне 1 рет"],
-    "recommendations": (
-        "Сейітова А.Қ. дәрігердің бақылауы, 2024 жылғы 15 сәуірде қайта қаралу. Әбеновке диета."
-    ),
+    "recommendations": ("Сейітова А.Қ. дәрігердің бақылауы, 2024 жылғы 15 сәуірде қайта қаралу. Әбеновке диета."),
 }
 KK_GONE = [
     "Әбенов",
@@ -166,9 +164,7 @@ def dump(record: Record) -> str:
     return json.dumps(record.fields, ensure_ascii=False)
 
 
-@pytest.mark.parametrize(
-    ("lang", "fields", "gone"), [("ru", RU, RU_GONE), ("kk", KK, KK_GONE), ("zh", ZH, ZH_GONE)]
-)
+@pytest.mark.parametrize(("lang", "fields", "gone"), [("ru", RU, RU_GONE), ("kk", KK, KK_GONE), ("zh", ZH, ZH_GONE)])
 def test_known_identifiers_and_pattern_pii_are_removed(lang: str, fields: dict, gone: list[str]) -> None:
     record, counts = deidentify(make(lang, fields))
     text = dump(record)
@@ -252,9 +248,7 @@ PATTERN_CASES = [
 
 
 @pytest.mark.parametrize(("lang", "text", "label", "times"), PATTERN_CASES)
-def test_pattern_layer_finds_pii_the_record_does_not_declare(
-    lang: str, text: str, label: str, times: int
-) -> None:
+def test_pattern_layer_finds_pii_the_record_does_not_declare(lang: str, text: str, label: str, times: int) -> None:
     redacted, _ = redact_text(text, lang, pattern_detectors())
     assert redacted.count(label) == times, redacted
     for digits in re.findall(r"\d{7,}", re.sub(r"[\s\-()+]", "", text)):

@@ -28,9 +28,7 @@ LONG_ANSWER = "Гемоглобин 98 г/л — ниже нормы (норма
 
 
 def test_short_answers_are_rejected() -> None:
-    kept, rejected = filter_examples(
-        [example("Норма."), example(LONG_ANSWER, n=1)], QualityConfig(min_chars=20)
-    )
+    kept, rejected = filter_examples([example("Норма."), example(LONG_ANSWER, n=1)], QualityConfig(min_chars=20))
     assert [e.meta["id"] for e in kept] == ["ru-1"]
     [(dropped, reject)] = rejected
     assert dropped.meta["id"] == "ru-0"
@@ -49,10 +47,10 @@ def test_exact_duplicates_keep_the_first_only() -> None:
         example(LONG_ANSWER, n=1),
         example(LONG_ANSWER, user="Другое", n=2),
     ]
-    kept, rejected = filter_examples(examples, QualityConfig())
+    kept, rejected = filter_examples(examples, QualityConfig(near_dup_threshold=None))
     assert [e.meta["id"] for e in kept] == ["ru-0", "ru-2"]
     assert [(e.meta["id"], r.reason) for e, r in rejected] == [("ru-1", "duplicate")]
-    kept, rejected = filter_examples(examples, QualityConfig(dedup=False))
+    kept, rejected = filter_examples(examples, QualityConfig(dedup=False, near_dup_threshold=None))
     assert len(kept) == 3 and not rejected
 
 

@@ -25,9 +25,7 @@ def good(**overrides: object) -> dict:
 
 
 def write_lines(path: Path, lines: list[str | dict]) -> Path:
-    text = "\n".join(
-        line if isinstance(line, str) else json.dumps(line, ensure_ascii=False) for line in lines
-    )
+    text = "\n".join(line if isinstance(line, str) else json.dumps(line, ensure_ascii=False) for line in lines)
     path.write_text(text + "\n", encoding="utf-8")
     return path
 

@@ -1,0 +1,120 @@
+"""One record's way to its examples: language check, de-identification, tasks, measurements.
+
+This is the CPU-heavy part of preparation and the part that runs in worker processes; it is a pure
+function of the record and a plan, so running it in one process or several gives the same result.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from data_prep.config import SUPPORTED_LANGS, DeidConfig
+from data_prep.dedup import content_text, message_key, signature
+from data_prep.deid import STRUCTURED_IDENTIFIERS, deidentify
+from data_prep.langid import detect_lang, record_text
+from data_prep.prompts import Prompts
+from data_prep.records import ChatExample, Record, Reject, pseudonymize
+from data_prep.tasks import TASKS
+
+MessagesTokenCounter = Any  # Callable[[list[dict[str, str]]], int]; Any keeps it picklable-agnostic
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What converting the records of one source needs to know, and nothing about files."""
+
+    source_lang: str
+    tasks: tuple[str, ...]
+    deid: DeidConfig
+    lang_check: str
+    salt: str
+    prompts: Prompts
+    near_dup: bool
+    entity_types: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Converted:
+    """A record's outcome: its reject, or its examples with their lengths, keys and signatures."""
+
+    lang: str
+    reject: Reject | None = None
+    examples: list[ChatExample] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    signatures: list[np.ndarray | None] = field(default_factory=list)
+    redactions: Counter[str] = field(default_factory=Counter)
+
+
+def record_strings(value: Any) -> list[str]:
+    """Every string in a record's fields, as de-identification will see them."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in record_strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in record_strings(v)]
+    return []
+
+
+def _strip_identifiers(record: Record) -> Record:
+    """Without de-identification, the structured identifiers are still never needed downstream."""
+    return replace(record, fields={k: v for k, v in record.fields.items() if k not in STRUCTURED_IDENTIFIERS})
+
+
+def _resolve_lang(record: Record, plan: Plan) -> tuple[Record, Reject | None, str | None]:
+    """The record with a known language, or the reject that says why it has none; plus lingua's view."""
+    fixed = plan.source_lang if plan.source_lang != "auto" else None
+    if fixed is not None and record.lang not in ("auto", fixed):
+        return record, Reject(record.source, record.location, "lang_mismatch", "lang", stage="read"), None
+    detected = None
+    if record.lang == "auto" or plan.lang_check != "off":
+        detected = detect_lang(record_text(record.fields))
+    lang = record.lang if record.lang != "auto" else (fixed or detected)
+    if lang is None or lang not in SUPPORTED_LANGS:
+        return record, Reject(record.source, record.location, "unknown_lang", "lang", stage="lang"), detected
+    if plan.lang_check == "drop" and detected is not None and detected != lang:
+        return record, Reject(record.source, record.location, "lang_mismatch_detected", "lang", stage="lang"), detected
+    return replace(record, lang=lang), None, detected
+
+
+def convert_record(record: Record, plan: Plan, token_counter: MessagesTokenCounter | None = None) -> Converted:
+    """Record → examples (or a reject), measured for the quality gate that runs afterwards."""
+    record, reject, detected = _resolve_lang(record, plan)
+    if reject is not None:
+        return Converted(lang=record.lang, reject=reject)
+    record = pseudonymize(record, plan.salt)
+    done = Converted(lang=record.lang)
+    if plan.deid.enabled:
+        record, counts = deidentify(record, config=plan.deid, salt=plan.salt)
+        done.redactions.update(counts)
+    else:
+        record = _strip_identifiers(record)
+    if plan.entity_types:
+        record = replace(record, fields={**record.fields, "entity_types": plan.entity_types})
+    for task in plan.tasks:
+        for example in TASKS[task](record, plan.prompts):
+            if detected is not None and detected != record.lang:
+                example.meta["lang_detected"] = detected
+            done.examples.append(example)
+    if not done.examples:
+        return Converted(
+            lang=record.lang,
+            reject=Reject(record.source, record.location, "no_examples", stage="task"),
+            redactions=done.redactions,
+        )
+    for example in done.examples:
+        if token_counter is not None:
+            done.lengths.append(token_counter(example.messages))
+        else:
+            done.lengths.append(sum(len(m["content"]) for m in example.messages))
+        done.keys.append(message_key(example))
+        instruction = None
+        if example.meta["task"] not in ("chat", "dialogue_continuation"):
+            instruction = plan.prompts.instruction(example.meta["task"], record.lang)
+        done.signatures.append(signature(content_text(example, instruction)) if plan.near_dup else None)
+    return done

@@ -1,0 +1,67 @@
+"""Scoring de-identification against labelled spans: recall and precision per type and language.
+
+A labelled span counts as found when the detected spans cover every non-space character of it (a
+half-redacted name is a leak); a detected span counts as correct when it overlaps a labelled one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from data_prep.deid import Detector, Span, _merge, pattern_detectors
+
+
+def load_testset(lang: str) -> list[dict[str, Any]]:
+    path = Path(str(resources.files("data_prep").joinpath("pii_testset", f"{lang}.jsonl")))
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def detectors_for(lang: str, ner: bool) -> list[Detector]:
+    detectors = pattern_detectors()
+    if ner and lang in ("ru", "kk"):
+        from data_prep.ner import natasha_detector
+
+        detectors.append(natasha_detector())
+    return detectors
+
+
+def score(rows: Iterable[dict[str, Any]], detectors: Sequence[Detector]) -> dict[str, dict[str, float]]:
+    """{kind: {gold, found, recall, predicted, correct, precision}} plus ``all``."""
+    gold, found, predicted, correct = Counter(), Counter(), Counter(), Counter()
+    for row in rows:
+        text = row["text"]
+        spans = _merge(text, (s for d in detectors for s in d(text)))
+        covered = [False] * len(text)
+        for span in spans:
+            for i in range(span.start, span.end):
+                covered[i] = True
+        labelled = [Span(s, e, k) for s, e, k in row["spans"]]
+        for span in labelled:
+            gold[span.kind] += 1
+            gold["all"] += 1
+            if all(covered[i] or text[i].isspace() for i in range(span.start, span.end)):
+                found[span.kind] += 1
+                found["all"] += 1
+        for span in spans:
+            predicted[span.kind] += 1
+            predicted["all"] += 1
+            if any(span.start < g.end and g.start < span.end for g in labelled):
+                correct[span.kind] += 1
+                correct["all"] += 1
+    kinds = sorted(set(gold) | set(predicted), key=lambda k: (k == "all", k))
+    return {
+        kind: {
+            "gold": gold[kind],
+            "found": found[kind],
+            "recall": round(found[kind] / gold[kind], 4) if gold[kind] else float("nan"),
+            "predicted": predicted[kind],
+            "correct": correct[kind],
+            "precision": round(correct[kind] / predicted[kind], 4) if predicted[kind] else float("nan"),
+        }
+        for kind in kinds
+    }

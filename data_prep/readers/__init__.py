@@ -1,0 +1,179 @@
+"""Readers: stream a clinic export into Records, turning every bad record into a Reject.
+
+A reader knows file formats and nothing about tasks. One malformed record must never stop a run
+over thousands of good ones, so problems become rejects that point at the file and the place in it
+(line, row, bundle entry, message) and the field; only a problem with the whole file (an encoding
+that cannot be right, a mapped column that is not there) raises SourceError.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from data_prep.config import RECORD_KIND_OF_FORMAT, SourceConfig
+from data_prep.readers.brat import read_brat
+from data_prep.readers.ccda import read_ccda
+from data_prep.readers.chat import read_chat
+from data_prep.readers.clinic import REQUIRED_FIELDS, TEXT_FIELDS, read_clinic_records
+from data_prep.readers.dialogue import SPEAKER_LINE, read_dialogues
+from data_prep.readers.errors import SourceError
+from data_prep.readers.exam import read_exam
+from data_prep.readers.fhir import read_fhir
+from data_prep.readers.glossary import read_glossary
+from data_prep.readers.hl7v2 import read_hl7v2
+from data_prep.readers.notes import read_notes
+from data_prep.readers.rows import Header, Row, detect_container, iter_rows
+from data_prep.readers.sections import HEADING
+from data_prep.readers.textio import detect_encoding, open_text
+from data_prep.records import Record, Reject
+
+__all__ = [
+    "READERS",
+    "REQUIRED_FIELDS",
+    "TEXT_FIELDS",
+    "SourceError",
+    "detect_format",
+    "read_clinic_records",
+    "read_source",
+]
+
+Reader = Callable[..., Iterator[Record | Reject]]
+
+READERS: dict[str, Reader] = {
+    "clinic_records": read_clinic_records,
+    "fhir": read_fhir,
+    "hl7v2": read_hl7v2,
+    "ccda": read_ccda,
+    "notes": read_notes,
+    "brat": read_brat,
+    "dialogue": read_dialogues,
+    "exam": read_exam,
+    "chat": read_chat,
+    "glossary": read_glossary,
+}
+"""Format name (``SourceConfig.format``) → reader ``(path, lang=None, source=None)``."""
+
+ROW_FORMATS = ("clinic_records", "exam", "chat", "glossary", "dialogue")
+
+
+def _format_of_keys(keys: set[str]) -> str | None:
+    """The content format a row's keys (after heading synonyms) point at."""
+    lowered = {k.lower() for k in keys}
+    if lowered & {"messages", "conversations"} or {"instruction", "output"} <= lowered:
+        return "chat"
+    if "resourcetype" in lowered:
+        return "fhir"
+    if lowered & {"turns", "utterances", "dialog"}:
+        return "dialogue"
+    if "paragraphs" in lowered or lowered & {"question", "вопрос", "сұрақ", "问题", "题目"}:
+        return "exam"
+    if lowered & {"term", "термин", "术语"}:
+        return "glossary"
+    from data_prep.readers.mapping import HEADING_SYNONYMS, resolve_mapping
+
+    mapped = resolve_mapping(keys, {}, HEADING_SYNONYMS, "")
+    if {"diagnosis", "complaints"} & (set(mapped) | lowered) or "patient_id" in (set(mapped) | lowered):
+        return "clinic_records"
+    return None
+
+
+def _first_row_keys(path: Path, source: SourceConfig | None) -> set[str] | None:
+    options = (
+        {
+            "container": source.container,
+            "encoding": source.encoding,
+            "delimiter": source.delimiter,
+            "sheet": source.sheet,
+        }
+        if source
+        else {}
+    )
+    for item in iter_rows(path, **options):  # type: ignore[arg-type]
+        if isinstance(item, Header):
+            return set(item.columns)
+        if isinstance(item, Row):
+            return set(item.data)
+    return None
+
+
+def detect_format(path: str | Path, source: SourceConfig | None = None) -> str:
+    """The content format of ``path`` from its name and first bytes; SourceError when it cannot tell."""
+    path = Path(path)
+    if path.is_dir():
+        files = list(path.iterdir())
+        if any(p.suffix == ".ann" for p in files):
+            return "brat"
+        return "notes"
+    suffix = path.suffix.lower()
+    if suffix == ".ann" or (suffix == ".txt" and path.with_suffix(".ann").is_file()):
+        return "brat"
+    if suffix in (".hl7", ".er7"):
+        return "hl7v2"
+    if path.stat().st_size == 0:
+        raise SourceError(f"{path.name}: the file is empty")
+    with path.open("rb") as handle:
+        head_bytes = handle.read(8192)
+    if suffix in (".xml", ".cda") or re.match(rb"^(?:\xef\xbb\xbf)?\s*<", head_bytes):
+        return "ccda"
+    if re.match(rb"^(?:\xef\xbb\xbf)?[\x0b\s]*MSH\|", head_bytes):
+        return "hl7v2"
+    encoding = "utf-8"
+    if suffix in (".json", ".jsonl", ".ndjson", ".txt", ".text", ".csv", ".tsv", ""):
+        encoding = detect_encoding(path, source.encoding if source else "auto")
+        with open_text(path, encoding) as handle:
+            head = handle.read(8192)
+        if re.search(r'"resourceType"\s*:\s*"Bundle"', head) or (suffix == ".ndjson" and '"resourceType"' in head):
+            return "fhir"
+        if suffix in (".txt", ".text", ""):
+            lines = [line for line in head.splitlines() if line.strip()]
+            if any(re.match(r"^\s*id\s*=", line) for line in lines[:3]):
+                return "dialogue"
+            speakers = sum(1 for line in lines if SPEAKER_LINE.match(line))
+            if lines and speakers >= max(2, len(lines) // 2):
+                return "dialogue"
+            if HEADING.search(head):
+                return "notes"
+            raise SourceError(
+                f"{path.name}: cannot tell the format (no section headings or speaker prefixes found); "
+                "set `format:` for this source"
+            )
+    if suffix in (".json",) and head_bytes.lstrip().startswith(b"{"):
+        try:
+            with open_text(path, encoding) as handle:
+                first = json.loads(handle.readline())
+            if isinstance(first, dict) and first.get("resourceType"):
+                return "fhir"
+        except json.JSONDecodeError:
+            pass
+    keys = _first_row_keys(path, source)
+    found = _format_of_keys(keys) if keys else None
+    if found is None:
+        raise SourceError(
+            f"{path.name}: cannot tell what the {detect_container(path)} rows hold "
+            f"(columns: {', '.join(sorted(keys or [])) or 'none'}); set `format:` and, if needed, `columns:`"
+        )
+    return found
+
+
+def read_source(path: str | Path, source: SourceConfig) -> tuple[str, Iterator[Record | Reject]]:
+    """(format, stream of Records and Rejects) of one configured source, detecting the format if asked."""
+    path = Path(path)
+    fmt = source.format if source.format != "auto" else detect_format(path, source)
+    if path.is_file() and path.stat().st_size == 0:
+        raise SourceError(f"{path.name}: the file is empty")
+    lang = None if source.lang == "auto" else source.lang
+    reader = READERS[fmt]
+    kind = RECORD_KIND_OF_FORMAT[fmt]
+
+    def stream() -> Iterator[Record | Reject]:
+        for item in reader(path, lang=lang or "auto", source=source):
+            if isinstance(item, Record) and (item.kind != kind or (source.eval_only and not item.eval_only)):
+                from dataclasses import replace
+
+                item = replace(item, kind=kind, eval_only=item.eval_only or source.eval_only)
+            yield item
+
+    return fmt, stream()

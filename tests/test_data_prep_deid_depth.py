@@ -1,0 +1,121 @@
+"""De-identification in depth: checksums, names in three languages, surrogates, date shifting, the labelled set."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import pytest
+
+from data_prep.config import DeidConfig
+from data_prep.deid import deidentify, pattern_detectors, redact_text
+from data_prep.deid_eval import detectors_for, load_testset, score
+from data_prep.national_ids import (
+    cn_resident_valid,
+    fake_cn_resident,
+    fake_iin,
+    fake_inn,
+    fake_oms,
+    fake_snils,
+    iin_valid,
+    inn_valid,
+    oms_valid,
+    snils_valid,
+)
+from data_prep.records import Record
+
+
+def test_checksums_accept_real_shapes_and_reject_one_digit_off() -> None:
+    rng = random.Random(0)
+    for make, valid in (
+        (fake_iin, iin_valid),
+        (fake_snils, snils_valid),
+        (fake_inn, inn_valid),
+        (fake_oms, oms_valid),
+        (fake_cn_resident, cn_resident_valid),
+    ):
+        for _ in range(20):
+            number = make(rng)
+            assert valid(number), number
+            last = number[-1]
+            broken = number[:-1] + ("0" if last != "0" else "1")
+            if make is not fake_snils:  # the СНИЛС check is two digits
+                assert not valid(broken), broken
+    assert cn_resident_valid("11010519491231002X") and not cn_resident_valid("110105194912310021")
+
+
+def test_only_checksum_valid_numbers_are_ids_unless_a_cue_says_so() -> None:
+    iin, accession = fake_iin(random.Random(1)), "123456789012"
+    assert not iin_valid(accession)
+    text = f"ИИН пациента {iin}. Номер пробирки {accession}. ИИН 123456789012."
+    redacted, counts = redact_text(text, "kk", pattern_detectors())
+    assert redacted == "ИИН пациента [ИИН]. Номер пробирки 123456789012. ИИН [ИИН]."
+    assert counts == {"iin": 2}
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "expected"),
+    [
+        (
+            "ru",
+            "Полис ОМС 1234 5678 9012 3456, паспорт 45 12 345678, № истории болезни 1234/24.",
+            "Полис ОМС [ПОЛИС], паспорт [ПАСПОРТ], № истории болезни [НОМЕР КАРТЫ].",
+        ),
+        ("ru", "ИНН 7707083893, звонила Мария.", "ИНН [ИНН], звонила [ФИО]."),
+        ("kk", "Қызы Айгерім және Нұрсұлтан келді.", "Қызы [ФИО] және [ФИО] келді."),
+        ("zh", "张建华，男，65岁，欧阳明医生接诊。", "[姓名]，男，65岁，[姓名]医生接诊。"),
+        ("zh", "患者身份证号11010519491231002X，护照号E12345678。", "患者身份证号[身份证号]，护照号[护照号]。"),
+    ],
+)
+def test_more_identifier_types_and_names(lang: str, text: str, expected: str) -> None:
+    assert redact_text(text, lang, pattern_detectors())[0] == expected
+
+
+def test_natasha_finds_names_the_patterns_miss() -> None:
+    text = "Обсуждено с Эрастом Фандориным."
+    assert "[ФИО]" not in redact_text(text, "ru", pattern_detectors())[0]
+    assert redact_text(text, "ru", detectors_for("ru", ner=True))[0].count("[ФИО]") == 1
+
+
+def _record(group: str, history: str) -> Record:
+    fields = {
+        "patient": {"full_name": "Иванов Пётр Сергеевич"},
+        "history": history,
+        "admission_date": "12.03.2024",
+        "discharge_date": "20.03.2024",
+        "diagnosis": "ИБС",
+    }
+    return Record("ru.jsonl", "ru.jsonl:1", "P1", "ru", fields, group=group)
+
+
+def test_surrogates_are_consistent_per_patient_and_dates_keep_their_intervals() -> None:
+    config = DeidConfig(replace_with="surrogate", shift_dates=True, ner=False)
+    history = "Иванов П.С. болен с 01.03.2024. Позже Иванов Пётр Сергеевич обратился 2024-03-05, тел. +7 916 482 17 39."
+    one, counts = deidentify(_record("g1", history), config=config, salt="s")
+    again, _ = deidentify(_record("g1", history), config=config, salt="s")
+    other, _ = deidentify(_record("g2", history), config=config, salt="s")
+    text = one.fields["history"]
+    assert not re.search(r"Иванов(?!ич)|Пётр", text) and "482 17 39" not in text and "[" not in text
+    assert one.fields == again.fields and other.fields["history"] != text
+    dates = re.findall(r"\d{2}\.\d{2}\.\d{4}", one.fields["admission_date"] + " " + one.fields["discharge_date"])
+    from datetime import datetime
+
+    start, end = (datetime.strptime(d, "%d.%m.%Y") for d in dates)
+    assert (end - start).days == 8 and one.fields["stay_days"] == 8
+    assert dates[0] != "12.03.2024"
+    assert set(counts) >= {"name", "date", "phone"} and all(isinstance(v, int) for v in counts.values())
+    assert "Иванов" not in json.dumps(dict(counts), ensure_ascii=False)  # counts only, never values
+
+
+@pytest.mark.parametrize("lang", ["ru", "kk", "zh"])
+def test_labelled_test_set_meets_the_targets(lang: str) -> None:
+    rows = load_testset(lang)
+    assert sum(len(r["spans"]) for r in rows) >= 200
+    result = score(rows, detectors_for(lang, ner=True))
+    for kind, figures in result.items():
+        if kind in ("all", "name", "date", "address"):
+            continue
+        assert figures["recall"] >= 0.99, (kind, figures)
+    assert result["name"]["recall"] >= 0.95
+    assert result["all"]["precision"] >= 0.90
