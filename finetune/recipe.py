@@ -64,6 +64,16 @@ class ModelConfig(_Section):
     )
     revision: str | None = Field(None, description="Pin a hub revision for reproducible runs.")
 
+    @field_validator("compute_dtype", mode="before")
+    @classmethod
+    def _no_float16(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.lower() in ("float16", "fp16", "half"):
+            raise ValueError(
+                "float16 is refused: Gemma 3 activations overflow fp16 and the loss turns NaN; use bfloat16 on GPU "
+                "(Ampere or newer) or auto (bfloat16 on GPU, float32 on CPU)"
+            )
+        return value
+
 
 class LoraConfig(_Section):
     """The LoRA adapter."""
@@ -87,7 +97,9 @@ class TrainConfig(_Section):
     learning_rate: float = Field(2e-4, gt=0)
     per_device_train_batch_size: int = Field(1, ge=1)
     gradient_accumulation_steps: int = Field(8, ge=1)
-    max_length: int = Field(2048, ge=16, description="Examples are truncated to this many tokens.")
+    max_length: int = Field(
+        2048, ge=16, description="Longest training row in tokens: examples are truncated to it, packed rows fill it."
+    )
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     lr_scheduler_type: str = "cosine"
     weight_decay: float = Field(0.0, ge=0)
@@ -95,11 +107,35 @@ class TrainConfig(_Section):
     optim: str = Field("adamw_torch", description="Any transformers optimizer name, e.g. paged_adamw_8bit on GPU.")
     gradient_checkpointing: bool = Field(True, description="Recompute activations (non-reentrant) to save memory.")
     assistant_only_loss: bool = Field(True, description="Train on the model's turns only, never on prompts.")
+    packing: bool = Field(
+        True, description="Pack text examples into rows of max_length tokens (positions restart and attention stops "
+        "at every example boundary); image+text data is never packed."
+    )
+    eval_steps: int | None = Field(
+        None, ge=1, description="Evaluate on the validation split and save a checkpoint every N optimizer steps "
+        "(None: at the end of each epoch)."
+    )
+    early_stopping_patience: int | None = Field(
+        3, ge=1, description="Stop after this many evaluations without a lower validation loss (None: never)."
+    )
+    early_stopping_threshold: float = Field(
+        0.0, ge=0, description="The least drop in validation loss that counts as an improvement for early stopping."
+    )
+    load_best_model_at_end: bool = Field(
+        True, description="Write the checkpoint with the lowest validation loss as the adapter, not the last one."
+    )
+    save_total_limit: int = Field(2, ge=1, description="Checkpoints kept on disk; the best one is always among them.")
     logging_steps: int = Field(10, ge=1)
     report_to: list[Literal["wandb", "tensorboard"]] = Field(
-        default_factory=list, description="Loggers; wandb runs offline unless WANDB_MODE says otherwise."
+        default_factory=list, description="Loggers; wandb runs offline unless WANDB_MODE says otherwise. Event files "
+        "are written inside the adapter directory."
     )
     wandb_project: str = "medtune"
+    wandb_mode: Literal["offline", "online"] = Field(
+        "offline", description="offline keeps runs on this machine (sync them later); WANDB_MODE in the environment "
+        "takes precedence."
+    )
+    run_name: str | None = Field(None, description="Run name in wandb and TensorBoard (default: the recipe name).")
 
 
 class ExportConfig(_Section):
@@ -122,6 +158,7 @@ class EvalConfig(_Section):
         "merged", description="What stands for the tuned model: the merged export (what is deployed) or "
         "base+adapter."
     )
+
 
 
 class ServeConfig(_Section):

@@ -10,14 +10,23 @@ from transformers import AutoTokenizer
 from trl.chat_template_utils import gemma3_training_chat_template
 
 from finetune.gemma import (
+    AdapterContentError,
     AssistantMaskError,
+    BatchGuard,
     ChatFormatError,
+    MarkerIds,
+    adapter_summary,
+    check_batch,
+    check_lora_config,
+    check_lora_targets,
     check_messages,
     expected_assistant_mask,
     resolve_compute_dtype,
+    sequence_spans,
     text_only_token_type_ids,
     verify_assistant_masks,
 )
+from finetune.recipe import RecipeError, validate_recipe
 
 CHAT = [
     {"role": "system", "content": "Вы — врач-терапевт."},
@@ -48,8 +57,14 @@ def _training_mask(tokenizer, messages) -> list[int]:
 def test_fp16_is_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match="overflow"):
         resolve_compute_dtype("float16", "cuda")
-    assert resolve_compute_dtype("auto", "cuda") is torch.bfloat16
+    assert resolve_compute_dtype("auto", "cuda", bf16_supported=lambda: True) is torch.bfloat16
     assert resolve_compute_dtype("auto", "cpu") is torch.float32
+    # A GPU without bf16 is not quietly trained in fp16 instead.
+    with pytest.raises(ValueError, match="Ampere"):
+        resolve_compute_dtype("auto", "cuda", bf16_supported=lambda: False)
+    # The recipe says why, instead of listing the allowed literals.
+    with pytest.raises(RecipeError, match=r"model.compute_dtype: float16 is refused: .*overflow"):
+        validate_recipe({"name": "x", "output_dir": "o", "model": {"base": "b", "compute_dtype": "fp16"}})
 
 
 @pytest.mark.parametrize(
@@ -122,3 +137,165 @@ def test_mask_missing_end_of_turn_is_refused(tokenizer) -> None:
 def test_text_only_token_type_ids_are_zeros() -> None:
     ids = torch.tensor([[2, 5, 7], [2, 9, 1]])
     assert torch.equal(text_only_token_type_ids(ids), torch.zeros_like(ids))
+
+
+def _batch(tokenizer, conversations, packed: bool = False) -> dict[str, torch.Tensor]:
+    """Labels as the training template masks them, padded rows or one packed row."""
+    rows = []
+    for messages in conversations:
+        ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)
+        mask = _training_mask(tokenizer, messages)
+        rows.append((ids, [t if m else -100 for t, m in zip(ids, mask, strict=True)]))
+    if packed:
+        ids = torch.tensor([[t for r in rows for t in r[0]]])
+        return {"input_ids": ids, "labels": torch.tensor([[t for r in rows for t in r[1]]]),
+                "position_ids": torch.tensor([[p for r in rows for p in range(len(r[0]))]])}
+    width = max(len(r[0]) for r in rows)
+    pad = lambda seq, value: seq + [value] * (width - len(seq))  # noqa: E731
+    return {"input_ids": torch.tensor([pad(r[0], 0) for r in rows]),
+            "labels": torch.tensor([pad(r[1], -100) for r in rows]),
+            "attention_mask": torch.tensor([pad([1] * len(r[0]), 0) for r in rows])}
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_batch_check_passes_good_batches_and_names_the_broken_example(tokenizer, packed: bool) -> None:
+    markers = MarkerIds.from_tokenizer(tokenizer)
+    batch = _batch(tokenizer, [CHAT, MULTI_TURN], packed=packed)
+    check_batch(batch, markers, 0, assistant_only=True)
+
+    empty = {k: v.clone() for k, v in batch.items()}
+    second = list(sequence_spans(batch))[1]
+    empty["labels"][second[0], second[1]:second[2]] = -100  # what a template without generation markers yields
+    with pytest.raises(AssistantMaskError, match="batch 7, example 1: the assistant-only loss mask is empty"):
+        check_batch(empty, markers, 7, assistant_only=True)
+
+    prompt = {k: v.clone() for k, v in batch.items()}
+    prompt["labels"] = prompt["input_ids"].clone()  # the loss Google's notebook trains: prompt tokens included
+    with pytest.raises(AssistantMaskError, match="prompt or image token"):
+        check_batch(prompt, markers, 0, assistant_only=True)
+
+    no_stop = {k: v.clone() for k, v in batch.items()}
+    no_stop["labels"][no_stop["input_ids"] == tokenizer.convert_tokens_to_ids("<end_of_turn>")] = -100
+    with pytest.raises(AssistantMaskError, match="not learn to stop"):
+        check_batch(no_stop, markers, 0, assistant_only=True)
+
+
+def test_batch_check_refuses_a_double_bos(tokenizer) -> None:
+    text = tokenizer.apply_chat_template(CHAT, tokenize=False)
+    doubled = tokenizer(text, return_tensors="pt")  # the template wrote <bos>, the tokenizer adds another
+    batch = {"input_ids": doubled["input_ids"], "attention_mask": doubled["attention_mask"],
+             "labels": torch.full_like(doubled["input_ids"], -100)}
+    with pytest.raises(AssistantMaskError, match="two <bos>"):
+        check_batch(batch, MarkerIds.from_tokenizer(tokenizer), 0, assistant_only=False)
+    single = tokenizer(text, add_special_tokens=False, return_tensors="pt")
+    check_batch({**single, "labels": torch.full_like(single["input_ids"], -100)},
+                MarkerIds.from_tokenizer(tokenizer), 0, assistant_only=False)
+
+
+def test_text_only_batches_for_the_multimodal_class_get_zero_token_type_ids(tokenizer, tiny_image_text_dir) -> None:
+    """transformers 5.0-5.5 raised "token_type_ids is required as a model input when training" without them; 5.24
+    accepts their absence. The guard supplies them everywhere, and they must be zeros: ones (a fill some guides
+    suggest) turn on Gemma's bidirectional image attention for text, so each token sees the ones after it."""
+    from transformers import AutoModelForImageTextToText
+
+    def collate(examples):
+        return _batch(tokenizer, [e["messages"] for e in examples])
+
+    batch = BatchGuard(collate, tokenizer, multimodal=True, assistant_only=True)([{"messages": CHAT}])
+    assert torch.equal(batch["token_type_ids"], torch.zeros_like(batch["input_ids"]))
+    assert "token_type_ids" not in BatchGuard(collate, tokenizer, multimodal=False, assistant_only=True)(
+        [{"messages": CHAT}])
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_image_text_dir, dtype=torch.float32).train()
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    changed_tail = ids.clone()
+    changed_tail[0, -3:] = tokenizer.convert_tokens_to_ids("<mask>")
+    with torch.no_grad():
+        def logits(input_ids, types):
+            return model(input_ids=input_ids, attention_mask=mask, token_type_ids=types, use_cache=False).logits[0, :-3]
+        zeros = torch.zeros_like(ids)
+        assert torch.allclose(logits(ids, zeros), model(input_ids=ids, attention_mask=mask).logits[0, :-3], atol=1e-5)
+        assert torch.allclose(logits(ids, zeros), logits(changed_tail, zeros), atol=1e-5), "causal: no peeking"
+        ones = torch.ones_like(ids)
+        assert not torch.allclose(logits(ids, ones), logits(changed_tail, ones), atol=1e-3), "ones leak the future"
+
+
+def test_lora_stays_out_of_the_vision_tower_unless_asked(tiny_image_text_dir) -> None:
+    from peft import get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    from finetune.model import lora_config
+    from finetune.recipe import LoraConfig
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_image_text_dir)
+    everywhere = get_peft_model(model, lora_config(model, LoraConfig(r=2, alpha=4, language_model_only=False)))
+    with pytest.raises(AdapterContentError, match="vision tower or projector"):
+        check_lora_targets(everywhere, language_model_only=True)
+    assert any("vision_tower" in name for name in check_lora_targets(everywhere, language_model_only=False))
+    model = AutoModelForImageTextToText.from_pretrained(tiny_image_text_dir)
+    text_only = get_peft_model(model, lora_config(model, LoraConfig(r=2, alpha=4)))
+    assert all("language_model" in name for name in check_lora_targets(text_only, language_model_only=True))
+
+
+def test_no_embedding_copies_in_the_adapter_and_its_size_is_reported(tiny_model_dir, tmp_path) -> None:
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    copying = PeftLoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], modules_to_save=["lm_head"])
+    with pytest.raises(AdapterContentError, match=r"0\.7B"):
+        check_lora_config(copying)
+    check_lora_config(copying, tokens_added=True)  # new tokens are the one reason to train the embeddings
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), copying)
+    model.save_pretrained(tmp_path / "copying")
+    with pytest.raises(AdapterContentError, match=r"full copies of .*lm_head"):
+        adapter_summary(tmp_path / "copying")
+
+    lean = PeftLoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"])
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), lean)
+    model.save_pretrained(tmp_path / "lean")
+    summary = adapter_summary(tmp_path / "lean")
+    assert summary["adapter_parameters"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert summary["adapter_bytes"] == (tmp_path / "lean" / "adapter_model.safetensors").stat().st_size
+
+
+def test_an_evaluation_does_not_cut_the_gradients_of_4bit_layers(tiny_model_dir) -> None:
+    """bitsandbytes repacks 4-bit layers for CPU inference on the first eval forward; the packed kernel has no
+    backward, so training after an evaluation would send almost no gradient below the top layer."""
+    from bitsandbytes.functional import has_avx512bf16
+    from peft import get_peft_model
+
+    from finetune.model import load_for_training, lora_config
+    from finetune.recipe import LoraConfig, ModelConfig
+
+    base = load_for_training(ModelConfig(base=str(tiny_model_dir)))
+    model = get_peft_model(base, lora_config(base, LoraConfig(r=2, alpha=4, dropout=0.0)))
+    torch.manual_seed(0)
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.02)
+    ids = torch.tensor([[2, 100, 200, 300, 400, 500, 600, 700]])
+    first = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.default.weight"
+
+    def first_layer_gradient() -> torch.Tensor:
+        model.train()
+        model.zero_grad()
+        model(input_ids=ids, labels=ids).loss.backward()
+        return dict(model.named_parameters())[first].grad.clone()
+
+    def evaluate() -> None:
+        model.eval()
+        with torch.no_grad():
+            model(input_ids=ids)
+
+    before = first_layer_gradient()
+    evaluate()
+    assert torch.allclose(first_layer_gradient(), before, rtol=1e-4, atol=1e-7)
+    if has_avx512bf16():  # the failure, on CPUs where bitsandbytes takes the packed path
+        for layer in model.modules():
+            if hasattr(layer, "support_avx512bf16_for_cpu"):
+                layer.support_avx512bf16_for_cpu = True
+        evaluate()
+        assert (first_layer_gradient() - before).norm() > 0.5 * before.norm()
+

@@ -31,7 +31,8 @@ def test_loss_mask_is_non_empty_and_excludes_every_prompt_token(trained_recipe, 
     tokenizer = AutoTokenizer.from_pretrained(recipe.model.base)
     model = load_for_training(recipe.model)
     trainer = SFTTrainer(
-        model=model, args=sft_config(recipe, tmp_path / "ckpt", has_eval=False), train_dataset=raw.select(range(8)),
+        model=model, args=sft_config(recipe, tmp_path / "ckpt", has_eval=False, packing=False),
+        train_dataset=raw.select(range(8)),
         processing_class=tokenizer, peft_config=lora_config(model, recipe.lora),
     )
     for index, row in enumerate(trainer.train_dataset):
@@ -65,20 +66,22 @@ def test_adapter_directory_holds_provenance(trained_recipe) -> None:
 
 
 def test_wandb_logging_works_offline(
-    trained_recipe, recipe_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_model_dir: Path, short_recipe, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shutil
-
     from finetune.train import train
 
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    recipe = recipe_factory(tmp_path / "run", Path(trained_recipe.model.base),
-                         train={"max_steps": 2, "report_to": ["wandb"], "logging_steps": 1})
-    shutil.copytree(trained_recipe.data_dir, recipe.data_dir)
+    monkeypatch.delenv("WANDB_MODE", raising=False)  # offline because the recipe says so (its default)
+    recipe = short_recipe(tmp_path / "run", tiny_model_dir, model={"load_in_4bit": False}, report_to=["wandb"],
+                          run_name="ru-cardiology-v1", wandb_project="clinic-ru")
     adapter = train(recipe)
+    import wandb
+
+    wandb.finish()  # what the end of the process does: flush the offline record
     runs = list((adapter / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
     assert not list(tmp_path.glob("wandb")), "wandb writes inside the adapter directory only"
+    record = b"".join(path.read_bytes() for path in runs[0].rglob("*.wandb"))
+    assert b"ru-cardiology-v1" in record and b"clinic-ru" in record, "project and run names come from the recipe"
 
 
 def test_image_text_lora_leaves_vision_tower_and_projector_frozen(tiny_image_text_dir: Path) -> None:
