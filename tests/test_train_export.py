@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,12 @@ def test_wandb_logging_works_offline(
     runs = list((adapter / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
     assert not list(tmp_path.glob("wandb")), "wandb writes inside the adapter directory only"
-    record = b"".join(path.read_bytes() for path in runs[0].rglob("*.wandb"))
+    deadline = time.monotonic() + 60  # wandb's writer process may still be flushing the offline record
+    while True:
+        record = b"".join(path.read_bytes() for path in runs[0].rglob("*.wandb"))
+        if (b"ru-cardiology-v1" in record and b"clinic-ru" in record) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert b"ru-cardiology-v1" in record and b"clinic-ru" in record, "project and run names come from the recipe"
 
 
