@@ -17,10 +17,12 @@ DESCRIPTIONS = {
     "DATA_DIR/{train,validation,test}.jsonl, rejects.jsonl and a data card.",
     "train": "Train the recipe's QLoRA adapter with TRL's SFTTrainer on the prepared train split "
     "(loss on the model's turns only).",
-    "export": "Merge the adapter into full-precision base weights and write a checkpoint that plain "
-    "transformers loads, with the measured merge difference and a NOTICE.",
-    "serve": "Serve the base and the tuned model behind an OpenAI-compatible HTTP API "
-    "(/v1/chat/completions, /v1/models, /health), on 127.0.0.1 unless told otherwise.",
+    "export": "Merge the adapter into full-precision base weights and write a bundle other services load: "
+    "sharded safetensors, the adapter alone for vLLM, GGUF with an Ollama Modelfile, a model card, NOTICE, the "
+    "measured merge difference and a sha256 manifest (`--verify DIR` re-checks one).",
+    "serve": "Serve the base and the tuned model (and any --adapter/--merged) behind an OpenAI-compatible HTTP "
+    "API (/v1/chat/completions with streaming, /v1/models, /v1/score, /health, /metrics), batching concurrent "
+    "requests, on 127.0.0.1 unless told otherwise.",
     "eval": "Send the test split through the serving API for base and tuned; write report.md and report.json "
     "(held-out loss/perplexity and chrF per language).",
     "run": "Run every stage of a recipe in order: prepare, train, export, eval.",
@@ -49,14 +51,26 @@ def build_parser() -> argparse.ArgumentParser:
         sub = verbs.add_parser(verb, help=DESCRIPTIONS[verb], description=DESCRIPTIONS[verb])
         _add_recipe_args(sub)
         if verb == "train":
-            sub.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+            sub.add_argument("--resume", action="store_true",
+                             help="continue a stopped run from its last checkpoint (same recipe, same data order)")
         if verb == "prepare":
             _add_prepare_args(sub)
+        if verb == "export":
+            sub.add_argument("--verify", metavar="DIR", default=None,
+                             help="re-check an export's files against its manifest (sha256) instead of exporting")
+            sub.add_argument("--refresh-card", action="store_true",
+                             help="rewrite the export's model card (e.g. with evaluation results) and manifest")
         if verb in ("serve",):
             sub.add_argument("--host", default=None, help="bind address (default: serve.host, 127.0.0.1)")
             sub.add_argument("--port", type=int, default=None, help="port (default: serve.port)")
             sub.add_argument("--api-key-env", default=None,
                              help="name of an environment variable holding a bearer token clients must send")
+            sub.add_argument("--adapter", action="append", default=[], metavar="NAME=DIR",
+                             help="also serve base+this LoRA adapter as model NAME (repeatable; shares base weights)")
+            sub.add_argument("--merged", action="append", default=[], metavar="NAME=DIR",
+                             help="also serve this merged checkpoint as model NAME (repeatable)")
+            sub.add_argument("--log-text", action="store_true",
+                             help="log prompts and completions (patient text!): for debugging on test data only")
         if verb == "eval":
             sub.add_argument("--endpoint", default=None,
                              help="an OpenAI-compatible server already serving models named base and tuned")
@@ -157,6 +171,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def _named_paths(items: list[str], flag: str) -> dict[str, Path]:
+    """`NAME=DIR` arguments as a mapping; a missing `=` or a repeated name is an error that says so."""
+    named: dict[str, Path] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise RecipeError(f"{flag} {item!r}: expected NAME=DIR, e.g. {flag} kk=runs/kk/adapter")
+        if name in named:
+            raise RecipeError(f"{flag}: model name {name!r} given twice")
+        named[name] = Path(path)
+    return named
+
+
+def _verify_export(directory: str) -> int:
+    from finetune.manifest import verify_bundle
+
+    problems = verify_bundle(directory)
+    if problems:
+        print(f"{directory}: {len(problems)} problem(s)", file=sys.stderr)
+        print("\n".join(f"  {p}" for p in problems), file=sys.stderr)
+        return 1
+    count = len(json.loads((Path(directory) / "manifest.json").read_text(encoding="utf-8"))["files"])
+    print(f"{directory}: all {count} files match the manifest")
+    return 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     from finetune import pipeline
 
@@ -169,6 +209,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.verb == "prepare":
         return _prepare(args)
+    if args.verb == "export" and args.verify:
+        return _verify_export(args.verify)
     recipe = _recipe(args)
     if args.verb == "plan":
         from finetune.plan import plan_recipe, render_plan
@@ -183,7 +225,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.verb == "train":
         print(f"adapter written to {pipeline.train_stage(recipe, resume=args.resume)}")
     elif args.verb == "export":
-        print(f"merged model written to {pipeline.export_stage(recipe)}")
+        from finetune.export import refresh_model_card, summary_lines
+
+        if args.refresh_card:
+            print(f"model card rewritten: {refresh_model_card(recipe)}")
+        else:
+            print("\n".join(summary_lines(pipeline.export_stage(recipe))))
     elif args.verb == "eval":
         out = pipeline.eval_stage(recipe, endpoint=args.endpoint, api_key=_api_key(args.api_key_env))
         print((out / "report.md").read_text(encoding="utf-8"))
@@ -196,6 +243,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         host = args.host or recipe.serve.host
         port = args.port if args.port is not None else recipe.serve.port
-        print(f"serving base and tuned on http://{host}:{port}/v1", file=sys.stderr)
-        serve(models_for_recipe(recipe), host=host, port=port, api_key=_api_key(args.api_key_env))
+        models = models_for_recipe(recipe, adapters=_named_paths(args.adapter, "--adapter"),
+                                   merged=_named_paths(args.merged, "--merged"))
+        print(f"serving {', '.join(models)} on http://{host}:{port}/v1", file=sys.stderr)
+        serve(models, host=host, port=port, api_key=_api_key(args.api_key_env),
+              max_batch_size=recipe.serve.max_batch_size, batch_wait_ms=recipe.serve.batch_wait_ms,
+              max_tokens_limit=recipe.serve.max_tokens_limit, log_text=args.log_text or recipe.serve.log_text)
     return 0

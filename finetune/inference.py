@@ -1,24 +1,35 @@
 """The one inference class: base, base+adapter or merged, answering chat messages the same way everywhere.
 
 The HTTP server and the evaluation both go through `ChatModel`, so what is measured is what is deployed.
+Generation is batched: each row of a batch carries its own token limit, stop strings and an optional text
+callback (for streaming); temperature, top-p and seed are shared by the batch.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from jinja2 import TemplateError
 from peft import PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList
 
-from finetune.gemma import END_OF_TURN, check_messages, expected_assistant_mask, text_only_token_type_ids
+from finetune.gemma import (
+    END_OF_TURN,
+    ChatFormatError,
+    check_messages,
+    expected_assistant_mask,
+    text_only_token_type_ids,
+)
 from finetune.model import device_type, load_full_precision, load_tokenizer
 
 Message = dict[str, Any]
+FinishReason = Literal["stop", "length"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +37,7 @@ class Completion:
     text: str
     prompt_tokens: int
     completion_tokens: int
-    finish_reason: Literal["stop", "length"]
+    finish_reason: FinishReason
 
 
 @dataclass(frozen=True)
@@ -37,26 +48,117 @@ class Score:
     tokens: int
 
 
-class _StopOnStrings(StoppingCriteria):
-    """Stop a whole batch once every row contains one of the caller's stop strings."""
+@dataclass(frozen=True)
+class Sampling:
+    """What one batch shares: rows with different sampling settings cannot be decoded in one `generate` call."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, stops: Sequence[str], prompt_length: int) -> None:
-        self.tokenizer, self.stops, self.prompt_length = tokenizer, list(stops), prompt_length
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass
+class GenerationRequest:
+    """One row of a batch. `on_text` receives text deltas as they become final (never a partial stop string)."""
+
+    messages: Sequence[Message]
+    max_new_tokens: int = 256
+    stop: Sequence[str] = ()
+    on_text: Callable[[str], None] | None = None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+
+def _pending_stop_prefix(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest end of `text` that could still grow into a stop string: held back while streaming."""
+    longest = 0
+    for stop in stops:
+        for size in range(min(len(stop) - 1, len(text)), longest, -1):
+            if stop.startswith(text[-size:]):
+                longest = size
+                break
+    return longest
+
+
+class _Row:
+    """The tokens one row has produced so far, and the text it has already handed out."""
+
+    def __init__(self, request: GenerationRequest, tokenizer: PreTrainedTokenizerBase, stop_ids: set[int]) -> None:
+        self.request, self.tokenizer, self.stop_ids = request, tokenizer, stop_ids
+        self.tokens: list[int] = []
+        self.text = ""
+        self.emitted = 0
+        self.finish: FinishReason | None = None
+
+    def push(self, token: int) -> None:
+        if self.finish is not None:
+            return
+        if self.request.cancelled.is_set():
+            self.finish = "stop"
+            return
+        if token in self.stop_ids:
+            self.finish = "stop"
+        elif token != self.tokenizer.pad_token_id:
+            self.tokens.append(token)
+            self.text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
+            cut = min((self.text.find(s) for s in self.request.stop if s in self.text), default=-1)
+            if cut >= 0:
+                self.text, self.finish = self.text[:cut], "stop"
+        if self.finish is None and len(self.tokens) >= self.request.max_new_tokens:
+            self.finish = "length"
+        self._emit()
+
+    def close(self) -> None:
+        """Generation ended without this row deciding (cannot happen unless `generate` stops early)."""
+        if self.finish is None:
+            self.finish = "length"
+        self._emit()
+
+    def _emit(self) -> None:
+        if self.request.on_text is None:
+            return
+        end = len(self.text)
+        if self.finish is None:
+            # Hold back an unfinished multi-byte character and anything that may still become a stop string.
+            end -= _pending_stop_prefix(self.text, self.request.stop)
+            while end > self.emitted and self.text[end - 1] == "\ufffd":
+                end -= 1
+        if end > self.emitted:
+            self.request.on_text(self.text[self.emitted : end])
+            self.emitted = end
+
+
+class _TrackRows(StoppingCriteria):
+    """Feeds each new token to its row and stops rows independently (limit, stop token, stop string, cancel)."""
+
+    def __init__(self, rows: list[_Row]) -> None:
+        self.rows = rows
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_length :], skip_special_tokens=True)
-        done = [any(stop in text for stop in self.stops) for text in texts]
-        return torch.tensor(done, device=input_ids.device)
+        for row, token in zip(self.rows, input_ids[:, -1].tolist(), strict=True):
+            row.push(token)
+        return torch.tensor([row.finish is not None for row in self.rows], device=input_ids.device)
 
 
 class ChatModel:
-    """A Gemma 3 chat model (base, base+adapter or merged) with batched generation and scoring."""
+    """A Gemma 3 chat model (base, base+adapter or merged) with batched generation and scoring.
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str) -> None:
+    Several `ChatModel`s may share one set of weights (a base with several LoRA adapters): `activate` then
+    switches the shared model to this one's adapter, under a lock they share.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        name: str,
+        activate: Callable[[], AbstractContextManager[Any]] | None = None,
+        lock: threading.Lock | None = None,
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
-        self._lock = threading.Lock()
+        self._activate = activate or nullcontext
+        self._lock = lock or threading.Lock()
         self.stop_token_ids = [
             t for t in {tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids(END_OF_TURN)} if t is not None
         ]
@@ -83,23 +185,80 @@ class ChatModel:
             model.eval()
         return cls(model, tokenizer, name or Path(str(adapter or path)).name)
 
+    @classmethod
+    def load_shared(
+        cls,
+        path: str | Path,
+        adapters: Mapping[str, str | Path],
+        base_name: str | None = "base",
+        dtype: torch.dtype | str = "auto",
+        device: str | None = None,
+    ) -> dict[str, ChatModel]:
+        """One copy of the base weights serving the base (unless `base_name` is None) and every adapter."""
+        if not adapters:
+            raise ValueError("load_shared needs at least one adapter; use ChatModel.load for a base alone")
+        device = device or device_type()
+        if dtype == "auto" and device == "cpu":
+            dtype = torch.float32
+        base = load_full_precision(str(path), dtype=dtype, device=device)
+        tokenizer = load_tokenizer(str(path))
+        names = list(adapters)
+        model = PeftModel.from_pretrained(base, str(adapters[names[0]]), adapter_name=names[0])
+        for name in names[1:]:
+            model.load_adapter(str(adapters[name]), adapter_name=name)
+        model.eval()
+        lock = threading.Lock()
+
+        def use(adapter_name: str) -> Callable[[], AbstractContextManager[Any]]:
+            def activate() -> AbstractContextManager[Any]:
+                model.set_adapter(adapter_name)
+                return nullcontext()
+
+            return activate
+
+        views = {name: cls(model, tokenizer, name, activate=use(name), lock=lock) for name in names}
+        if base_name is not None:
+            views = {base_name: cls(model, tokenizer, base_name, activate=model.disable_adapter, lock=lock), **views}
+        return views
+
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
     def render(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
-        return self.tokenizer.apply_chat_template(
-            check_messages(messages), tokenize=False, add_generation_prompt=add_generation_prompt
-        )
+        try:
+            return self.tokenizer.apply_chat_template(
+                check_messages(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+            )
+        except TemplateError as exc:
+            raise ChatFormatError(f"the chat template cannot render these messages: {exc}") from None
 
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
         return len(self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"])
 
     def _encode(self, texts: list[str], padding_side: str) -> dict[str, torch.Tensor]:
+        """Token ids and attention mask, padded here rather than by the tokenizer.
+
+        A fast tokenizer keeps its padding settings in shared state: padding through it while another thread
+        counts prompt tokens (the server does both at once) can strip the padding from a batch mid-call.
+        """
         # The template already starts with <bos>: adding special tokens again would double it.
-        self.tokenizer.padding_side = padding_side
-        batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        batch = {k: v.to(self.device) for k, v in batch.items()}
+        sequences = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        width = max(len(ids) for ids in sequences)
+        pad = self.tokenizer.pad_token_id
+        input_ids, attention_mask = [], []
+        for ids in sequences:
+            fill = width - len(ids)
+            if padding_side == "left":
+                input_ids.append([pad] * fill + ids)
+                attention_mask.append([0] * fill + [1] * len(ids))
+            else:
+                input_ids.append(ids + [pad] * fill)
+                attention_mask.append([1] * len(ids) + [0] * fill)
+        batch = {
+            "input_ids": torch.tensor(input_ids, device=self.device),
+            "attention_mask": torch.tensor(attention_mask, device=self.device),
+        }
         if self.is_multimodal:
             batch["token_type_ids"] = text_only_token_type_ids(batch["input_ids"])
         return batch
@@ -115,45 +274,38 @@ class ChatModel:
         seed: int | None = None,
     ) -> list[Completion]:
         """Answer each conversation; one left-padded batch, greedy when temperature is 0."""
-        texts = [self.render(messages) for messages in conversations]
-        with self._lock:
+        requests = [GenerationRequest(messages, max_new_tokens, tuple(stop or ())) for messages in conversations]
+        return self.generate_batch(requests, Sampling(temperature, top_p, seed))
+
+    @torch.no_grad()
+    def generate_batch(
+        self, requests: Sequence[GenerationRequest], sampling: Sampling = Sampling()
+    ) -> list[Completion]:
+        """Decode every request in one left-padded batch; each row stops on its own limit and stop strings."""
+        texts = [self.render(request.messages) for request in requests]
+        stop_ids = set(self.stop_token_ids)
+        rows = [_Row(request, self.tokenizer, stop_ids) for request in requests]
+        with self._lock, self._activate():
             batch = self._encode(texts, padding_side="left")
-            prompt_length = batch["input_ids"].shape[1]
-            sampling = temperature > 0
-            if seed is not None:
-                torch.manual_seed(seed)
             options: dict[str, Any] = {
-                "max_new_tokens": max_new_tokens,
-                "do_sample": sampling,
+                "max_new_tokens": max(request.max_new_tokens for request in requests),
+                "do_sample": sampling.temperature > 0,
                 "eos_token_id": self.stop_token_ids,
                 "pad_token_id": self.tokenizer.pad_token_id,
+                "stopping_criteria": StoppingCriteriaList([_TrackRows(rows)]),
             }
-            if sampling:
-                options.update(temperature=temperature, top_p=top_p)
+            if sampling.temperature > 0:
+                options.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=None)
+                if sampling.seed is not None:
+                    torch.manual_seed(sampling.seed)
             else:
                 options.update(temperature=None, top_p=None, top_k=None)
-            if stop:
-                options["stopping_criteria"] = StoppingCriteriaList(
-                    [_StopOnStrings(self.tokenizer, stop, prompt_length)]
-                )
-            output = self.model.generate(**batch, **options)
+            self.model.generate(**batch, **options)
         completions = []
-        for row, ids in enumerate(output[:, prompt_length:].tolist()):
-            prompt_tokens = int(batch["attention_mask"][row].sum())
-            finish: Literal["stop", "length"] = "length"
-            kept: list[int] = []
-            for token in ids:
-                if token in self.stop_token_ids:
-                    finish = "stop"
-                    break
-                if token == self.tokenizer.pad_token_id:
-                    continue
-                kept.append(token)
-            text = self.tokenizer.decode(kept, skip_special_tokens=True)
-            for marker in stop or ():
-                if marker in text:
-                    text, finish = text.split(marker, 1)[0], "stop"
-            completions.append(Completion(text, prompt_tokens, len(kept), finish))
+        for index, row in enumerate(rows):
+            row.close()
+            prompt_tokens = int(batch["attention_mask"][index].sum())
+            completions.append(Completion(row.text, prompt_tokens, len(row.tokens), row.finish or "length"))
         return completions
 
     def chat(self, messages: Sequence[Message], **options: Any) -> str:
@@ -164,7 +316,7 @@ class ChatModel:
         """Assistant-token NLL of each conversation: the held-out loss the training objective optimises."""
         texts = [self.render(messages, add_generation_prompt=False) for messages in conversations]
         masks = [expected_assistant_mask(self.tokenizer, check_messages(m)) for m in conversations]
-        with self._lock:
+        with self._lock, self._activate():
             batch = self._encode(texts, padding_side="right")
             logits = self.model(**batch).logits.float()
         scores = []

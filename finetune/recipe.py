@@ -139,13 +139,25 @@ class TrainConfig(_Section):
 
 
 class ExportConfig(_Section):
-    """Merging the adapter into full-precision base weights."""
+    """Merging the adapter into full-precision base weights, and the formats written next to the checkpoint."""
 
     enabled: bool = True
     dtype: Literal["auto", "bfloat16", "float32"] = Field(
         "auto", description="Dtype of the merged weights; auto keeps the base checkpoint's own dtype."
     )
-    max_shard_size: str = "2GB"
+    max_shard_size: str = Field("2GB", description="Safetensors shard size of the merged checkpoint, e.g. 5GB.")
+    formats: list[Literal["lora", "gguf"]] = Field(
+        default_factory=lambda: ["lora", "gguf"],
+        description="Besides the merged Hugging Face checkpoint: lora (the adapter alone in vLLM's LoRA layout) "
+        "and gguf (llama.cpp / Ollama, text model, with a Modelfile).",
+    )
+    gguf_type: Literal["f32", "f16", "bf16", "q8_0"] = Field(
+        "bf16", description="GGUF weight type; bf16 keeps MedGemma's weights as they are, q8_0 halves the size."
+    )
+    merge_check_prompts: int = Field(
+        4, ge=1, description="Held-out conversations on which merged and base+adapter outputs are compared."
+    )
+    merge_check_new_tokens: int = Field(16, ge=1, description="Greedy tokens generated per prompt for that check.")
 
 
 class EvalConfig(_Section):
@@ -166,7 +178,16 @@ class ServeConfig(_Section):
 
     host: str = Field("127.0.0.1", description="Bind address; loopback unless you mean to expose it.")
     port: int = Field(8000, ge=0, le=65535)
-    max_batch_size: int = Field(8, ge=1)
+    max_batch_size: int = Field(8, ge=1, description="Concurrent requests for one model decoded in one batch.")
+    batch_wait_ms: float = Field(
+        5.0, ge=0, description="How long the first request of a batch waits for others to join it."
+    )
+    max_tokens_limit: int | None = Field(
+        None, ge=1, description="Refuse requests asking for more new tokens than this (400); None: the context."
+    )
+    log_text: bool = Field(
+        False, description="Log prompts and completions (they hold patient text): only for debugging on test data."
+    )
 
 
 class Recipe(_Section):

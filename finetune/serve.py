@@ -1,55 +1,105 @@
 """OpenAI-compatible HTTP API on top of `ChatModel`: several models in one process, chosen by `model`.
 
-Endpoints: POST /v1/chat/completions, GET /v1/models, GET /health, and POST /v1/score (assistant-token
-log-likelihood, which the evaluation uses for held-out loss). Prompts and completions are never logged.
+Endpoints: POST /v1/chat/completions (plain or server-sent events), GET /v1/models, POST /v1/score
+(assistant-token log-likelihood, which the evaluation uses for held-out loss), GET /health and GET /metrics
+(Prometheus). Concurrent requests for one model are decoded together by a `MicroBatcher`. With an API key,
+every /v1 route needs the bearer token; /health and /metrics stay open for probes and scrapers (they hold
+counts and timings only).
+
+Bad requests get OpenAI-style JSON errors with a 4xx status. Prompts and completions never reach the logs
+unless `log_text` is set: the access log holds the route, status and timing, never bodies or query strings.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import secrets
 import threading
 import time
 import uuid
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from finetune.batching import MicroBatcher
 from finetune.gemma import ChatFormatError
-from finetune.inference import ChatModel
+from finetune.inference import ChatModel, Completion, GenerationRequest, Message, Sampling
 from finetune.recipe import Recipe
+from finetune.serve_metrics import ServeMetrics
 from finetune.train import StageInputError
+
+log = logging.getLogger(__name__)
+text_log = logging.getLogger("finetune.serve.text")
+
+SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.manual_seed accepts
+MAX_STOP_STRINGS = 4
+MAX_SCORE_CONVERSATIONS = 64  # a memory guard; evaluation sends eval.batch_size (default 8) per request
+
+
+def _utf8(value: str) -> str:
+    """Lone surrogates (legal in JSON escapes) cannot be tokenized or echoed back: refuse them up front."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (no unpaired surrogate escapes)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_utf8)]
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Text = Field(description="Only 'text' is supported.", json_schema_extra={"enum": ["text"]})
+    text: Text | None = None
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
-    role: str
-    content: str | list[dict[str, Any]]
+    role: Literal["system", "user", "assistant"]
+    content: Text | list[ContentPart]
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool = False
 
 
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    model: str
-    messages: list[ChatMessage]
+    model: Text
+    messages: list[ChatMessage] = Field(json_schema_extra={"minItems": 1})
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    n: int = Field(1, ge=1, le=1)
-    stop: str | list[str] | None = None
-    seed: int | None = None
+    n: int = Field(1, ge=1, le=1, description="Only one choice per request is supported.")
+    stop: Text | list[Text] | None = None
+    seed: int | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
     stream: bool = False
+    stream_options: StreamOptions | None = None
+    presence_penalty: float = Field(0.0, ge=0.0, le=0.0, description="Not supported: only 0 is accepted.")
+    frequency_penalty: float = Field(0.0, ge=0.0, le=0.0, description="Not supported: only 0 is accepted.")
+    logprobs: bool = Field(False, description="Not supported: only false is accepted.")
+    tools: list[dict[str, Any]] | None = Field(None, max_length=0, description="Not supported.")
 
 
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model: str
-    conversations: list[list[ChatMessage]] = Field(min_length=1)
+    model: Text
+    conversations: list[list[ChatMessage]] = Field(min_length=1, max_length=MAX_SCORE_CONVERSATIONS)
 
 
 class APIError(Exception):
@@ -58,15 +108,83 @@ class APIError(Exception):
         self.status, self.message, self.code, self.param = status, message, code, param
 
 
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def _error_body(message: str, code: str, param: str | None, kind: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return {"error": {"message": _printable(message), "type": kind, "param": param and _printable(param),
+                      "code": code}}
+
+
+def _is_type_tag(part: object) -> bool:
+    """pydantic puts union members (`str`, `function-after[_utf8(), str]`) in error locations; clients need none."""
+    return isinstance(part, str) and (part in ("str", "int", "float", "bool") or "[" in part)
+
+
+def _plain_messages(messages: list[ChatMessage], where: str = "messages") -> list[Message]:
+    """OpenAI messages → the plain dicts `ChatModel` takes; text parts are joined, other parts refused."""
+    plain = []
+    for index, message in enumerate(messages):
+        content = message.content
+        if isinstance(content, list):
+            texts = []
+            for part_index, part in enumerate(content):
+                if part.type != "text" or part.text is None:
+                    raise APIError(400, f"{where}[{index}].content[{part_index}]: only text parts "
+                                   "({\"type\": \"text\", \"text\": ...}) are supported by this server",
+                                   "unsupported_content", where)
+                texts.append(part.text)
+            content = "".join(texts)
+        plain.append({"role": message.role, "content": content})
+    return plain
+
+
+def _stop_strings(stop: str | list[str] | None) -> tuple[str, ...]:
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    if len(stops) > MAX_STOP_STRINGS:
+        raise APIError(400, f"stop: at most {MAX_STOP_STRINGS} stop strings", "invalid_request", "stop")
+    if any(s == "" for s in stops):
+        raise APIError(400, "stop: stop strings must not be empty", "invalid_request", "stop")
+    return tuple(stops)
+
+
+def _sse(payload: dict[str, Any] | str) -> str:
+    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+    return f"data: {data}\n\n"
 
 
 def create_app(
-    models: Mapping[str, ChatModel], api_key: str | None = None, default_max_tokens: int = 256
+    models: Mapping[str, ChatModel],
+    api_key: str | None = None,
+    default_max_tokens: int = 256,
+    *,
+    max_batch_size: int = 8,
+    batch_wait_ms: float = 5.0,
+    max_tokens_limit: int | None = None,
+    log_text: bool = False,
 ) -> FastAPI:
-    """The API for `models` (name → ChatModel). With `api_key`, every /v1 route needs that bearer token."""
-    app = FastAPI(title="medtune", version="0.1.0", docs_url=None, redoc_url=None)
+    """The API for `models` (name → ChatModel). With `api_key`, every /v1 route needs that bearer token.
+
+    `max_tokens_limit` caps what one request may ask for (a 400 above it); `log_text` logs prompts and
+    completions to the `finetune.serve.text` logger, which is off by default because they hold patient text.
+    """
+    metrics = ServeMetrics()
+    batchers = {
+        name: MicroBatcher(model, max_batch_size, batch_wait_ms / 1000,
+                           on_batch=metrics.batch_size.labels(model=name).observe)
+        for name, model in models.items()
+    }
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        for batcher in batchers.values():
+            await run_in_threadpool(batcher.close)
+
+    app = FastAPI(title="medtune", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.batchers = batchers
+    app.state.metrics = metrics
     created = int(time.time())
 
     @app.exception_handler(APIError)
@@ -77,19 +195,38 @@ def create_app(
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        param = ".".join(str(p) for p in first["loc"] if p != "body") or None
-        body = _error_body(f"{param}: {first['msg']}" if param else first["msg"], "invalid_request", param,
-                           "invalid_request_error")
-        return JSONResponse(body, status_code=400)
+        param = ".".join(str(p) for p in first["loc"] if p != "body" and not _is_type_tag(p)) or None
+        message = f"{param}: {first['msg']}" if param else str(first["msg"])
+        return JSONResponse(_error_body(message, "invalid_request", param, "invalid_request_error"), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
+        return JSONResponse(_error_body(str(exc.detail), code, None, "invalid_request_error"),
+                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("internal error: %s", type(exc).__name__)
+        return JSONResponse(_error_body("internal server error", "internal_error", None, "server_error"),
+                            status_code=500)
 
     @app.middleware("http")
-    async def _auth(request: Request, call_next: Any) -> Any:
-        if api_key and request.url.path.startswith("/v1/"):
-            header = request.headers.get("authorization", "")
-            if not secrets.compare_digest(header, f"Bearer {api_key}"):
-                body = _error_body("missing or wrong bearer token", "invalid_api_key", None, "authentication_error")
-                return JSONResponse(body, status_code=401)
-        return await call_next(request)
+    async def _auth_and_access_log(request: Request, call_next: Any) -> Any:
+        started = time.perf_counter()
+        if api_key and request.url.path.startswith("/v1/") and not secrets.compare_digest(
+            request.headers.get("authorization", "").encode(), f"Bearer {api_key}".encode()
+        ):
+            body = _error_body("missing or wrong bearer token", "invalid_api_key", None, "authentication_error")
+            response: Response = JSONResponse(body, status_code=401)
+        else:
+            response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        elapsed = time.perf_counter() - started
+        metrics.requests.labels(route=route, method=request.method, status=str(response.status_code)).inc()
+        metrics.request_latency.labels(route=route).observe(elapsed)
+        log.info("%s %s %d %.3fs", request.method, route, response.status_code, elapsed)
+        return response
 
     def pick(name: str) -> ChatModel:
         if name not in models:
@@ -101,51 +238,89 @@ def create_app(
     def health() -> dict[str, Any]:
         return {"status": "ok", "models": list(models)}
 
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=metrics.content_type)
+
     @app.get("/v1/models")
     def list_models() -> dict[str, Any]:
         data = [{"id": name, "object": "model", "created": created, "owned_by": "medtune"} for name in models]
         return {"object": "list", "data": data}
 
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: ChatCompletionRequest) -> dict[str, Any]:
+    @app.post("/v1/chat/completions", response_model=None)
+    async def chat_completions(request: ChatCompletionRequest) -> dict[str, Any] | StreamingResponse:
         model = pick(request.model)
-        if request.stream:
-            raise APIError(400, "stream=true is not supported by this server yet", "unsupported", "stream")
-        messages = [m.model_dump() for m in request.messages]
-        max_tokens = request.max_completion_tokens or request.max_tokens or default_max_tokens
+        messages = _plain_messages(request.messages)
+        stop = _stop_strings(request.stop)
         try:
             prompt_tokens = model.count_prompt_tokens(messages)
         except ChatFormatError as exc:
             raise APIError(400, str(exc), "invalid_messages", "messages") from None
-        if prompt_tokens + max_tokens > model.context_length:
+        room = model.context_length - prompt_tokens
+        asked = request.max_completion_tokens or request.max_tokens
+        if max_tokens_limit is not None and asked is not None and asked > max_tokens_limit:
+            raise APIError(400, f"max_tokens ({asked}) exceeds this server's limit of {max_tokens_limit}",
+                           "invalid_request", "max_tokens")
+        max_tokens = asked or min(default_max_tokens, max_tokens_limit or default_max_tokens, room)
+        if room < 1 or prompt_tokens + max_tokens > model.context_length:
             raise APIError(400, f"prompt ({prompt_tokens} tokens) + max_tokens ({max_tokens}) exceeds the "
                            f"context length {model.context_length}", "context_length_exceeded", "messages")
-        stop = [request.stop] if isinstance(request.stop, str) else request.stop
-        completion = (await run_in_threadpool(
-            model.generate, [messages], max_new_tokens=max_tokens, temperature=request.temperature,
-            top_p=request.top_p, stop=stop, seed=request.seed,
-        ))[0]
+        sampling = Sampling(request.temperature, request.top_p, request.seed)
+        if log_text:
+            text_log.info("prompt model=%s messages=%s", request.model, json.dumps(messages, ensure_ascii=False))
+        identity = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": request.model}
+        started = time.perf_counter()
+
+        def finished(completion: Completion, streamed: bool) -> dict[str, int]:
+            metrics.completions.labels(model=request.model, stream=str(streamed).lower(),
+                                       finish_reason=completion.finish_reason).inc()
+            metrics.prompt_tokens.labels(model=request.model).inc(completion.prompt_tokens)
+            metrics.completion_tokens.labels(model=request.model).inc(completion.completion_tokens)
+            metrics.generation_latency.labels(model=request.model).observe(time.perf_counter() - started)
+            if log_text:
+                text_log.info("completion model=%s text=%s", request.model, json.dumps(completion.text,
+                                                                                    ensure_ascii=False))
+            return {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
+                    "total_tokens": completion.prompt_tokens + completion.completion_tokens}
+
+        if request.stream:
+            include_usage = bool(request.stream_options and request.stream_options.include_usage)
+            return StreamingResponse(
+                _stream(batchers[request.model], messages, max_tokens, stop, sampling, identity, include_usage,
+                        finished),
+                media_type="text/event-stream", headers={"Cache-Control": "no-cache"},
+            )
+        generation = GenerationRequest(messages, max_tokens, stop)
+        future = batchers[request.model].submit(generation, sampling)
+        try:
+            completion = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            generation.cancelled.set()
+            raise
+        usage = finished(completion, streamed=False)
         return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            **identity,
             "object": "chat.completion",
-            "created": int(time.time()),
-            "model": request.model,
             "choices": [{
                 "index": 0,
                 "message": {"role": "assistant", "content": completion.text},
                 "finish_reason": completion.finish_reason,
             }],
-            "usage": {
-                "prompt_tokens": completion.prompt_tokens,
-                "completion_tokens": completion.completion_tokens,
-                "total_tokens": completion.prompt_tokens + completion.completion_tokens,
-            },
+            "usage": usage,
         }
 
     @app.post("/v1/score")
     async def score(request: ScoreRequest) -> dict[str, Any]:
         model = pick(request.model)
-        conversations = [[m.model_dump() for m in conv] for conv in request.conversations]
+        conversations = [_plain_messages(conv, f"conversations[{i}]") for i, conv in enumerate(request.conversations)]
+        for index, conversation in enumerate(conversations):
+            try:
+                length = model.count_prompt_tokens(conversation)
+            except ChatFormatError as exc:
+                raise APIError(400, f"conversations[{index}]: {exc}", "invalid_messages", "conversations") from None
+            if length > model.context_length:
+                raise APIError(400, f"conversations[{index}] has {length} tokens, more than the context length "
+                               f"{model.context_length}", "context_length_exceeded", "conversations")
         try:
             results = await run_in_threadpool(model.score, conversations)
         except ChatFormatError as exc:
@@ -156,21 +331,93 @@ def create_app(
             "data": [{"index": i, "nll": s.nll, "tokens": s.tokens} for i, s in enumerate(results)],
         }
 
+    def openapi_listing_models() -> dict[str, Any]:
+        """The schema names the served models (validation still takes any name: unknown ones get a 404)."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+            for name in ("ChatCompletionRequest", "ScoreRequest"):
+                schema["components"]["schemas"][name]["properties"]["model"]["enum"] = list(models)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi_listing_models  # type: ignore[method-assign]
     return app
 
 
-def models_for_recipe(recipe: Recipe) -> dict[str, ChatModel]:
-    """`base` and `tuned` as the recipe defines them, ready to serve."""
-    base = ChatModel.load(recipe.model.base, name="base")
+async def _stream(
+    batcher: MicroBatcher,
+    messages: list[Message],
+    max_tokens: int,
+    stop: tuple[str, ...],
+    sampling: Sampling,
+    identity: dict[str, Any],
+    include_usage: bool,
+    finished: Any,
+) -> AsyncIterator[str]:
+    """Server-sent events as OpenAI sends them: a role chunk, content deltas, a finish chunk, [DONE]."""
+    loop = asyncio.get_running_loop()
+    deltas: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def on_text(text: str) -> None:
+        loop.call_soon_threadsafe(deltas.put_nowait, text)
+
+    generation = GenerationRequest(messages, max_tokens, stop, on_text=on_text)
+    future = batcher.submit(generation, sampling)
+    future.add_done_callback(lambda _: loop.call_soon_threadsafe(deltas.put_nowait, None))
+
+    def chunk(delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
+        return {**identity, "object": "chat.completion.chunk", "choices": [choice]}
+
+    try:
+        yield _sse(chunk({"role": "assistant", "content": ""}, None))
+        while (text := await deltas.get()) is not None:
+            yield _sse(chunk({"content": text}, None))
+        completion = future.result()
+        usage = finished(completion, streamed=True)
+        yield _sse(chunk({}, completion.finish_reason))
+        if include_usage:
+            yield _sse({**identity, "object": "chat.completion.chunk", "choices": [], "usage": usage})
+        yield _sse("[DONE]")
+    finally:
+        generation.cancelled.set()  # a client that went away stops its row; a finished row ignores this
+
+
+def models_for_recipe(
+    recipe: Recipe,
+    adapters: Mapping[str, str | Path] | None = None,
+    merged: Mapping[str, str | Path] | None = None,
+) -> dict[str, ChatModel]:
+    """`base` and `tuned` as the recipe defines them, plus any further adapters and merged checkpoints.
+
+    Adapters share one copy of the base weights; merged checkpoints are full models of their own.
+    """
+    adapters, merged = dict(adapters or {}), dict(merged or {})
     if recipe.eval.tuned == "merged":
         if not (recipe.merged_dir / "config.json").is_file():
             raise StageInputError(f"{recipe.merged_dir} holds no merged model: run `medtune export` first")
-        tuned = ChatModel.load(recipe.merged_dir, name="tuned")
+        merged = {"tuned": recipe.merged_dir, **merged}
     else:
         if not (recipe.adapter_dir / "adapter_config.json").is_file():
             raise StageInputError(f"{recipe.adapter_dir} holds no adapter: run `medtune train` first")
-        tuned = ChatModel.load(recipe.model.base, adapter=recipe.adapter_dir, name="tuned")
-    return {"base": base, "tuned": tuned}
+        adapters = {"tuned": recipe.adapter_dir, **adapters}
+    clash = {"base"} & (set(adapters) | set(merged)) | set(adapters) & set(merged)
+    if clash:
+        raise ValueError(f"model name(s) {', '.join(sorted(clash))} given twice: every served model needs its own")
+    for name, path in adapters.items():
+        if not (Path(path) / "adapter_config.json").is_file():
+            raise StageInputError(f"adapter {name!r}: {path} holds no adapter_config.json")
+    for name, path in merged.items():
+        if not (Path(path) / "config.json").is_file():
+            raise StageInputError(f"merged model {name!r}: {path} holds no config.json")
+    if adapters:
+        models = ChatModel.load_shared(recipe.model.base, adapters, base_name="base")
+    else:
+        models = {"base": ChatModel.load(recipe.model.base, name="base")}
+    for name, path in merged.items():
+        models[name] = ChatModel.load(path, name=name)
+    order = ["base", "tuned"]
+    return dict(sorted(models.items(), key=lambda item: (order.index(item[0]) if item[0] in order else 2)))
 
 
 class BackgroundServer:
@@ -200,7 +447,18 @@ class BackgroundServer:
         self.thread.join(timeout=10)
 
 
-def serve(models: Mapping[str, ChatModel], host: str, port: int, api_key: str | None = None,
-          log_level: Literal["info", "warning"] = "info") -> None:
-    """Serve in the foreground until interrupted. Access logs hold paths and status codes, never bodies."""
-    uvicorn.run(create_app(models, api_key=api_key), host=host, port=port, log_level=log_level)
+def serve(
+    models: Mapping[str, ChatModel],
+    host: str,
+    port: int,
+    api_key: str | None = None,
+    log_level: Literal["info", "warning"] = "info",
+    **options: Any,
+) -> None:
+    """Serve in the foreground until interrupted; `options` go to `create_app` (batching, limits, log_text).
+
+    uvicorn's own access log is off: it would print query strings. The app logs route, status and timing.
+    """
+    app = create_app(models, api_key=api_key, **options)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+

@@ -1,0 +1,90 @@
+"""The export manifest: the sha256 and size of every file in a bundle, so a copy can be checked byte for byte.
+
+A bundle travels (to a vLLM host, an Ollama workstation, a hospital's model registry); `verify_bundle` tells
+whoever receives it whether anything is missing, changed or added since export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+REQUIRED_FILES = ("config.json", "generation_config.json", "tokenizer_config.json", "NOTICE", "README.md")
+
+
+class BundleError(ValueError):
+    """A directory that is not a complete, unchanged medtune export."""
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _bundle_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.relative_to(root).as_posix() != MANIFEST_NAME)
+
+
+def write_manifest(root: Path, extra: dict[str, Any] | None = None) -> Path:
+    """Hash every file under `root` (the manifest itself excepted) into `root/manifest.json`."""
+    files = {
+        path.relative_to(root).as_posix(): {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+        for path in _bundle_files(root)
+    }
+    manifest = {"format": MANIFEST_FORMAT, **(extra or {}), "files": files}
+    target = root / MANIFEST_NAME
+    target.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return target
+
+
+def verify_bundle(root: str | Path) -> list[str]:
+    """Every problem found in the bundle at `root`, one line each; an empty list means it is intact."""
+    root = Path(root)
+    manifest_path = root / MANIFEST_NAME
+    if not root.is_dir():
+        return [f"{root}: no such directory"]
+    if not manifest_path.is_file():
+        return [f"{manifest_path}: missing (not a medtune export, or exported before manifests existed)"]
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        listed: dict[str, dict[str, Any]] = manifest["files"]
+        if not isinstance(listed, dict):
+            raise TypeError
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+        return [f"{manifest_path}: not a valid manifest (expected JSON with a 'files' mapping)"]
+    problems = []
+    for name in REQUIRED_FILES:
+        if name not in listed:
+            problems.append(f"{name}: required file is not in the manifest")
+    for name, entry in listed.items():
+        path = root / name
+        if not path.is_file():
+            problems.append(f"{name}: listed in the manifest but missing")
+            continue
+        if path.stat().st_size != entry.get("bytes"):
+            problems.append(f"{name}: size {path.stat().st_size} bytes, manifest says {entry.get('bytes')}")
+        elif sha256_file(path) != entry.get("sha256"):
+            problems.append(f"{name}: sha256 differs from the manifest (the file was changed)")
+    for path in _bundle_files(root):
+        name = path.relative_to(root).as_posix()
+        if name not in listed:
+            problems.append(f"{name}: not in the manifest (added after export)")
+    index = root / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (json.JSONDecodeError, KeyError, AttributeError):
+            problems.append("model.safetensors.index.json: not a valid safetensors index")
+        else:
+            problems += [f"{shard}: named by model.safetensors.index.json but missing"
+                         for shard in sorted(shards) if not (root / shard).is_file()]
+    elif not (root / "model.safetensors").is_file():
+        problems.append("model.safetensors: no weights (neither a single file nor a sharded index)")
+    return problems
