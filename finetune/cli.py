@@ -23,8 +23,9 @@ DESCRIPTIONS = {
     "serve": "Serve the base and the tuned model (and any --adapter/--merged) behind an OpenAI-compatible HTTP "
     "API (/v1/chat/completions with streaming, /v1/models, /v1/score, /health, /metrics), batching concurrent "
     "requests, on 127.0.0.1 unless told otherwise.",
-    "eval": "Send the test split through the serving API for base and tuned; write report.md and report.json "
-    "(held-out loss/perplexity and chrF per language).",
+    "eval": "Send the test split and the benchmark suites through an OpenAI-compatible API for base and tuned; "
+    "write report.md, report.html and report.json (metrics per language and task, paired 95% intervals, "
+    "significance, side-by-side examples).",
     "run": "Run every stage of a recipe in order: prepare, train, export, eval.",
     "validate": "Check a recipe (and overrides) without loading any model; prints the resolved recipe.",
     "plan": "Estimate peak GPU memory of a recipe's QLoRA training from the model config alone (no weights) "
@@ -73,8 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
                              help="log prompts and completions (patient text!): for debugging on test data only")
         if verb == "eval":
             sub.add_argument("--endpoint", default=None,
-                             help="an OpenAI-compatible server already serving models named base and tuned")
+                             help="an OpenAI-compatible server (medtune, vLLM, Ollama) instead of starting one")
             sub.add_argument("--api-key-env", default=None, help="environment variable with the bearer token")
+            sub.add_argument("--model", default=None, help="the tuned model's name at --endpoint (default: tuned)")
+            sub.add_argument("--base-model", default="base",
+                             help="the base model's name (default: base); 'none' evaluates --model alone")
+            sub.add_argument("--base-endpoint", default=None, help="where the base model is served, if elsewhere")
+            sub.add_argument("--concurrency", type=int, default=None,
+                             help="requests in flight at once (default: eval.concurrency)")
+            sub.add_argument("--no-cache", action="store_true", help="ask again instead of reusing cached answers")
     plan = verbs.add_parser("plan", help=DESCRIPTIONS["plan"], description=DESCRIPTIONS["plan"])
     _add_recipe_args(plan)
     plan.add_argument("--gpu-mem", default=None, help="GPU memory to plan for, e.g. 8GiB or 24GB")
@@ -232,8 +240,21 @@ def _dispatch(args: argparse.Namespace) -> int:
         else:
             print("\n".join(summary_lines(pipeline.export_stage(recipe))))
     elif args.verb == "eval":
-        out = pipeline.eval_stage(recipe, endpoint=args.endpoint, api_key=_api_key(args.api_key_env))
+        from finetune.evaluate import evaluate
+
+        if args.endpoint is None and (args.model or args.base_endpoint):
+            raise RecipeError("--model and --base-endpoint need --endpoint (without it medtune serves the recipe's "
+                              "base and tuned models itself)")
+        if args.concurrency is not None and args.concurrency < 1:
+            raise RecipeError(f"--concurrency must be at least 1, got {args.concurrency}")
+        out = evaluate(
+            recipe, endpoint=args.endpoint, api_key=_api_key(args.api_key_env), model=args.model,
+            base_model=None if args.base_model.lower() == "none" else args.base_model,
+            base_endpoint=args.base_endpoint, concurrency=args.concurrency,
+            use_cache=False if args.no_cache else None,
+        )
         print((out / "report.md").read_text(encoding="utf-8"))
+        print(f"report.html and report.json in {out}", file=sys.stderr)
     elif args.verb == "run":
         out = pipeline.run_all(recipe)
         print((out / "report.md").read_text(encoding="utf-8"))

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from data_prep.config import DataConfig
+from finetune.eval_config import EvalConfig
 
 RESOLVED_RECIPE_NAME = "recipe.resolved.yaml"
 
@@ -158,19 +159,6 @@ class ExportConfig(_Section):
         4, ge=1, description="Held-out conversations on which merged and base+adapter outputs are compared."
     )
     merge_check_new_tokens: int = Field(16, ge=1, description="Greedy tokens generated per prompt for that check.")
-
-
-class EvalConfig(_Section):
-    """Before/after evaluation on the test split, through the serving API."""
-
-    max_examples: int | None = Field(None, ge=1, description="Evaluate at most this many test examples.")
-    max_new_tokens: int = Field(256, ge=1)
-    batch_size: int = Field(8, ge=1)
-    tuned: Literal["merged", "adapter"] = Field(
-        "merged", description="What stands for the tuned model: the merged export (what is deployed) or "
-        "base+adapter."
-    )
-
 
 
 class ServeConfig(_Section):
