@@ -7,6 +7,7 @@ half-redacted name is a leak); a detected span counts as correct when it overlap
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from importlib import resources
@@ -19,6 +20,39 @@ from data_prep.deid import Detector, Span, _merge, pattern_detectors
 def load_testset(lang: str) -> list[dict[str, Any]]:
     path = Path(str(resources.files("data_prep").joinpath("pii_testset", f"{lang}.jsonl")))
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+_LABEL = re.compile(r"⟦(?P<kind>[a-z_]+)\|(?P<text>[^⟧]+)⟧")
+
+
+def parse_labelled_notes(source: str) -> list[dict[str, Any]]:
+    """Notes written with inline labels (``⟦name|Иванов И.И.⟧``), separated by ``---`` lines; ``#`` lines are
+    comments. Returns rows of the test-set shape: ``{"id", "text", "spans": [[start, end, kind], ...]}``."""
+    lines = [line for line in source.splitlines() if not line.startswith("#")]
+    notes = "\n".join(lines).split("\n---\n")
+    rows = []
+    for number, note in enumerate(n.strip() for n in notes):
+        if not note:
+            continue
+        text, spans, pos = [], [], 0
+        for m in _LABEL.finditer(note):
+            text.append(note[pos : m.start()])
+            start = sum(map(len, text))
+            text.append(m.group("text"))
+            spans.append([start, start + len(m.group("text")), m.group("kind")])
+            pos = m.end()
+        text.append(note[pos:])
+        joined = "".join(text)
+        if "⟦" in joined or "⟧" in joined:
+            raise ValueError(f"note {number}: a label is not closed or not of the form ⟦type|text⟧")
+        rows.append({"id": f"heldout-{number:03d}", "text": joined, "spans": spans})
+    return rows
+
+
+def load_heldout(lang: str) -> list[dict[str, Any]]:
+    """The hand-written held-out notes of ``lang`` (written apart from the generated set, not tuned against)."""
+    path = Path(str(resources.files("data_prep").joinpath("pii_testset", f"heldout_{lang}.txt")))
+    return parse_labelled_notes(path.read_text(encoding="utf-8"))
 
 
 def detectors_for(lang: str, ner: bool) -> list[Detector]:

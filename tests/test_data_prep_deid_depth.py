@@ -10,7 +10,7 @@ import pytest
 
 from data_prep.config import DeidConfig
 from data_prep.deid import deidentify, pattern_detectors, redact_text
-from data_prep.deid_eval import detectors_for, load_testset, score
+from data_prep.deid_eval import detectors_for, load_heldout, load_testset, parse_labelled_notes, score
 from data_prep.national_ids import (
     cn_resident_valid,
     fake_cn_resident,
@@ -119,3 +119,35 @@ def test_labelled_test_set_meets_the_targets(lang: str) -> None:
         assert figures["recall"] >= 0.99, (kind, figures)
     assert result["name"]["recall"] >= 0.95
     assert result["all"]["precision"] >= 0.90
+
+
+def test_inline_labelled_notes_parse_into_spans_and_bad_labels_are_refused() -> None:
+    source = "# comment\nВрач ⟦name|Петров А.И.⟧, тел. ⟦phone|8 701 111 22 33⟧.\n---\n患者⟦name|王芳⟧。\n"
+    rows = parse_labelled_notes(source)
+    assert [len(r["spans"]) for r in rows] == [2, 1]
+    first = rows[0]
+    assert first["text"] == "Врач Петров А.И., тел. 8 701 111 22 33."
+    assert [first["text"][s:e] for s, e, _ in first["spans"]] == ["Петров А.И.", "8 701 111 22 33"]
+    with pytest.raises(ValueError, match="note 0"):
+        parse_labelled_notes("Врач ⟦name|Петров")
+    for lang in ("ru", "kk", "zh"):
+        heldout = load_heldout(lang)
+        assert len(heldout) >= 10 and all(r["spans"] for r in heldout)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("История болезни № 4471/24. Жалоб нет.", "4471/24"),
+        ("Медкарта № А-3321/23, направлена к эндокринологу.", "А-3321/23"),
+        ("номер медицинской карты 55120", "55120"),
+    ],
+)
+def test_record_numbers_are_found_after_capitalised_cues(text: str, value: str) -> None:
+    redacted, counts = redact_text(text, "ru", pattern_detectors())
+    assert value not in redacted and counts["mrn"] == 1
+
+
+def test_a_chinese_name_after_a_relative_with_the_possessive_is_found() -> None:
+    redacted, counts = redact_text("其女儿陈晓梅陪同就诊。", "zh", pattern_detectors())
+    assert "陈晓梅" not in redacted and counts["name"] == 1
