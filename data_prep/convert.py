@@ -50,17 +50,6 @@ class Converted:
     redactions: Counter[str] = field(default_factory=Counter)
 
 
-def record_strings(value: Any) -> list[str]:
-    """Every string in a record's fields, as de-identification will see them."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in record_strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in record_strings(v)]
-    return []
-
-
 def _strip_identifiers(record: Record) -> Record:
     """Without de-identification, the structured identifiers are still never needed downstream."""
     return replace(record, fields={k: v for k, v in record.fields.items() if k not in STRUCTURED_IDENTIFIERS})

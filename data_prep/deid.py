@@ -803,6 +803,16 @@ def replacer(record: Record, config: DeidConfig, salt: str) -> Replacer | None:
     return replace_with
 
 
+def scanned_texts(record: Record) -> list[str]:
+    """The texts `deidentify` scans for this record: all its strings joined into one, or each string on its own
+    when one of them holds a NUL character (for NER models that tag many texts in one batch beforehand)."""
+    texts: list[str] = []
+    _string_leaves({k: v for k, v in record.fields.items() if k not in STRUCTURED_IDENTIFIERS}, texts)
+    if any("\x00" in text for text in texts):
+        return texts
+    return [FIELD_SEPARATOR.join(texts)]
+
+
 def deidentify(
     record: Record,
     extra_detectors: Sequence[Detector] = (),
@@ -834,9 +844,9 @@ def deidentify(
     stay = length_of_stay(fields.get("admission_date"), fields.get("discharge_date"))
     texts: list[str] = []
     _string_leaves(fields, texts)
-    if any("\x00" in text for text in texts):  # the separator itself occurs: scan field by field
+    if any("\x00" in text for text in texts):  # the separator's NUL occurs in the text: field by field
         fields = {k: _redact_value(v, redact) for k, v in fields.items()}
-    else:  # one scan of all the record's text: far fewer detector calls than one per field
+    else:  # one scan of all the record's text (see `scanned_texts`): far fewer detector calls
         redacted = redact(FIELD_SEPARATOR.join(texts)).split(FIELD_SEPARATOR)
         if len(redacted) != len(texts):
             raise AssertionError("de-identification changed the number of fields of a record")

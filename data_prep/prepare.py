@@ -20,7 +20,8 @@ from typing import Any
 
 from data_prep.card import ExampleStub, RecordOutcome, build_card, fertility, render_markdown
 from data_prep.config import RECORD_KIND_OF_FORMAT, TASKS_OF_KIND, DataConfig, SourceConfig, default_tasks
-from data_prep.convert import Converted, Plan, convert_record, record_strings
+from data_prep.convert import Converted, Plan, convert_record
+from data_prep.deid import scanned_texts
 from data_prep.prompts import Prompts
 from data_prep.quality import QualityGate, example_reject
 from data_prep.readers import SourceError, read_source
@@ -84,7 +85,7 @@ def _convert_chunk(chunk: list[tuple[int, Record]]) -> list[Converted]:
         text
         for i, record in chunk
         if plans[i].deid.enabled and plans[i].deid.ner and record.lang in ("ru", "kk", "auto")
-        for text in record_strings(record.fields)
+        for text in scanned_texts(record)
     ]
     if ner_texts:
         from data_prep.ner import prefetch
@@ -111,6 +112,14 @@ def _convert_mixed(chunk: list[tuple[int, Record | Reject]]) -> list[tuple[int, 
     return [(i, item if isinstance(item, Reject) else next(converted)) for i, item in chunk]
 
 
+def _one_blas_thread() -> None:
+    """Each worker owns one core: BLAS thread pools inherited across fork (natasha's NER runs on numpy) would
+    otherwise spin against each other and make two workers slower than one process."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
 def _converted(
     items: Iterable[tuple[int, Record | Reject]],
     plans: list[Plan],
@@ -124,7 +133,7 @@ def _converted(
         for chunk in _chunks(items):
             yield from _convert_mixed(chunk)
         return
-    pool = multiprocessing.get_context("fork").Pool(workers)
+    pool = multiprocessing.get_context("fork").Pool(workers, initializer=_one_blas_thread)
     pending: deque[Any] = deque()
     try:
         for chunk in _chunks(items):
