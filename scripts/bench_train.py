@@ -153,8 +153,9 @@ def bench_cpu(steps: int) -> list[dict]:
                     real_tokens += int(mask.sum())
                 else:
                     input_ids = torch.tensor([batch["input_ids"]])
-                    out = model(input_ids=input_ids, position_ids=torch.tensor([batch["position_ids"]]),
-                                labels=input_ids)
+                    # positions restart at every packed example, so no example attends to another
+                    positions = [i for length in batch["seq_lengths"] for i in range(length)]
+                    out = model(input_ids=input_ids, position_ids=torch.tensor([positions]), labels=input_ids)
                     real_tokens += input_ids.numel()
                 out.loss.backward()
                 model.zero_grad(set_to_none=True)
