@@ -133,8 +133,11 @@ def render_markdown(report: dict[str, Any]) -> str:
             cells = []
             for group in groups:
                 values = entry["groups"][group]
-                if len(roles) == 1 or (group, metric) not in found:
+                if len(roles) == 1:
                     cells.append(fmt(values[roles[-1]].get(metric), unit))
+                    continue
+                if (group, metric) not in found:  # a metric without a paired difference (e.g. perplexity)
+                    cells.append(" → ".join(fmt(values[role].get(metric), unit) for role in roles))
                     continue
                 c = found[(group, metric)]
                 cells.append(f"{fmt(c['base'], unit)} → {fmt(c['tuned'], unit)} ({fmt_delta(c['difference'], unit)})"

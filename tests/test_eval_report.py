@@ -102,6 +102,8 @@ def test_markdown_says_what_is_significant_and_holds_no_clinic_text(report: dict
     assert "McNemar p=" in markdown and "better" in markdown
     assert SECRET not in markdown and "Hemoglobin is low" not in markdown
     assert "bundled sample" in markdown
+    [perplexity] = [line for line in markdown.splitlines() if line.startswith("| perplexity")]
+    assert all(" → " in cell for cell in perplexity.split("|")[2:-1]), "base and tuned both shown, not tuned alone"
 
 
 class _Images(HTMLParser):
