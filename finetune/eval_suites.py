@@ -21,8 +21,6 @@ benchmark is never scored on a silently smaller subset.
 
 from __future__ import annotations
 
-import csv
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -30,6 +28,9 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from data_prep.readers.errors import SourceError
+from data_prep.readers.rows import Header, iter_rows
+from data_prep.records import Reject
 from finetune.answer_parsing import YES_NO_ALIASES, normalize_icd10, normalize_text
 from finetune.eval_config import SuiteConfig, suite_label
 from finetune.eval_metrics import GlossaryTerm
@@ -114,44 +115,48 @@ class EvalItem:
 # --- files -----------------------------------------------------------------------------------------
 
 
+READ_PROBLEMS = {
+    "invalid_json": "not valid JSON",
+    "truncated_json": "the JSON ends in the middle of an item",
+    "not_an_object": "expected a JSON object",
+    "bad_encoding": "bytes that do not decode in the file's encoding",
+    "invalid_csv": "not valid CSV",
+    "column_count": "a row with another number of cells than the header",
+}
+
+
 def read_objects(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(file:line, object) for JSON Lines, a JSON array, or a JSON object of id → item (PubMedQA)."""
+    """(file:line or file:[index], object) for every item of a suite or glossary file.
+
+    Read by data_prep's row readers, so the same exports load here as in `medtune prepare`: JSON Lines, JSON
+    arrays (also `{"data": [...]}` and a `.json` that is really JSON Lines), CSV/TSV, XLSX and Parquet, in any
+    encoding they detect. A JSON object of id → item (PubMedQA's layout) gives one item per id. A malformed item
+    stops loading with its location: a benchmark is never scored on a silently smaller subset.
+    """
     if not path.is_file():
         raise SuiteError(f"{path}: no such file")
+    rows = _rows(path)
+    first, second = next(rows, None), next(rows, None)
+    if first is not None and second is None and first[1] and all(isinstance(v, dict) for v in first[1].values()):
+        for key, item in first[1].items():
+            yield f"{path}[{key!r}]", {"id": str(key), **item}
+        return
+    yield from (row for row in (first, second) if row is not None)
+    yield from rows
+
+
+def _rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SuiteError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    stripped = text.lstrip()
-    if stripped.startswith("[") or (stripped.startswith("{") and path.suffix == ".json"):
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = None  # a .json file that is JSON Lines
-        if isinstance(data, list):
-            for index, obj in enumerate(data):
-                yield f"{path}[{index}]", _object(obj, f"{path}[{index}]")
-            return
-        if isinstance(data, dict):
-            for key, obj in data.items():
-                where = f"{path}[{key!r}]"
-                yield where, {"id": str(key), **_object(obj, where)}
-            return
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            obj = json.loads(line)
-        except ValueError as exc:
-            raise SuiteError(f"{where}: not valid JSON ({exc})") from None
-        yield where, _object(obj, where)
-
-
-def _object(obj: Any, where: str) -> dict[str, Any]:
-    if not isinstance(obj, dict):
-        raise SuiteError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    return obj
+        for row in iter_rows(path):
+            if isinstance(row, Header):
+                continue
+            where = str(path.parent / row.location)
+            if isinstance(row, Reject):
+                detail = f" ({row.field})" if row.field else ""
+                raise SuiteError(f"{where}: {READ_PROBLEMS.get(row.reason, row.reason)}{detail}")
+            yield where, row.data
+    except SourceError as exc:
+        raise SuiteError(str(exc)) from None
 
 
 def _field(obj: dict[str, Any], where: str, *names: str, kind: type | tuple[type, ...] = str) -> Any:
@@ -419,16 +424,9 @@ def _split_list(value: Any, where: str, name: str) -> tuple[str, ...]:
 def load_glossary(path: Path) -> list[GlossaryTerm]:
     """Glossary rows: lang, term, variants (inflected forms), avoid (words that must not replace the term).
 
-    .jsonl/.json hold objects; .csv/.tsv have a header row and separate list entries with '|'.
+    Any layout `read_objects` reads; in tables (CSV, TSV, XLSX) list entries are separated by '|'.
     """
-    if path.suffix in (".csv", ".tsv"):
-        if not path.is_file():
-            raise SuiteError(f"{path}: no such file")
-        with path.open(encoding="utf-8-sig", newline="") as handle:
-            rows = [(f"{path}:{n}", row) for n, row in enumerate(
-                csv.DictReader(handle, delimiter="\t" if path.suffix == ".tsv" else ","), start=2)]
-    else:
-        rows = list(read_objects(path))
+    rows = list(read_objects(path))
     terms = []
     for where, row in rows:
         lang = _lang(row, where, None)

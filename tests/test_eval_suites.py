@@ -111,9 +111,12 @@ def test_file_problems(tmp_path: Path) -> None:
     with pytest.raises(SuiteError, match=r"broken.jsonl:2: not valid JSON"):
         list(read_objects(broken))
     cp1251 = tmp_path / "cp1251.jsonl"
-    cp1251.write_bytes('{"question": "Вопрос"}\n'.encode("cp1251"))
-    with pytest.raises(SuiteError, match="not UTF-8"):
-        list(read_objects(cp1251))
+    cp1251.write_bytes('{"question": "Вопрос о давлении"}\n'.encode("cp1251"))
+    assert [obj["question"] for _, obj in read_objects(cp1251)] == ["Вопрос о давлении"], "encoding detected"
+    garbage = tmp_path / "garbage.jsonl"
+    garbage.write_bytes(bytes(range(256)) * 40)
+    with pytest.raises(SuiteError, match=r"garbage\.jsonl: binary data"):
+        list(read_objects(garbage))
     lines_named_json = tmp_path / "items.json"
     lines_named_json.write_text('{"prompt": "a"}\n{"prompt": "b"}\n', encoding="utf-8")
     assert len(list(read_objects(lines_named_json))) == 2
@@ -154,3 +157,27 @@ def test_eval_config_defaults_samples_shorthand_and_duplicate_names() -> None:
     assert [s.format for s in EvalConfig(suites="samples").suites] == list(SUITE_FORMATS)
     with pytest.raises(ValueError, match="give one of them a `name`"):
         EvalConfig(suites=[SuiteConfig(format="mcq"), SuiteConfig(format="mcq")])
+
+
+def test_suites_load_through_the_data_prep_readers_in_any_layout(tmp_path: Path) -> None:
+    """CSV in cp1251, TSV, a JSON array under a key, and PubMedQA's {id: item} object all give the same items."""
+    rows = [("ru-1", "Повышает ли курение риск ХОБЛ?", "Курение — главный фактор риска ХОБЛ.", "да"),
+            ("ru-2", "Лечат ли грипп антибиотиками?", "Грипп вызывается вирусом.", "нет")]
+    csv_path = tmp_path / "danet.csv"
+    csv_path.write_bytes(("id;question;context;answer\n" + "".join(";".join(r) + "\n" for r in rows))
+                         .encode("cp1251"))
+    tsv_path = tmp_path / "danet.tsv"
+    tsv_path.write_text("id\tquestion\tcontext\tanswer\n" + "".join("\t".join(r) + "\n" for r in rows),
+                        encoding="utf-8")
+    keyed = tmp_path / "danet.json"
+    keyed.write_text(json.dumps({"data": [dict(zip(("id", "question", "context", "answer"), r, strict=True))
+                                          for r in rows]}, ensure_ascii=False), encoding="utf-8")
+    pubmed = tmp_path / "ori_pqal.json"
+    pubmed.write_text(json.dumps({r[0]: {"QUESTION": r[1], "CONTEXTS": [r[2]], "final_decision": r[3]}
+                                  for r in rows}, ensure_ascii=False), encoding="utf-8")
+    loaded = []
+    for path in (csv_path, tsv_path, keyed, pubmed):
+        items = load_suite(SuiteConfig(format="yesno", path=str(path), lang="ru"), [])
+        loaded.append([(item.id.split(":", 1)[1], item.gold) for item in items])
+        assert all(str(path) in item.location for item in items)
+    assert loaded[0] == loaded[1] == loaded[2] == loaded[3] == [("ru-1", "yes"), ("ru-2", "no")]
