@@ -752,36 +752,29 @@ def redact_text(
     return "".join(pieces), counts
 
 
-def _string_leaves(value: Any, out: list[str]) -> None:
+def _strings(value: Any) -> Iterator[str]:
+    """Every string inside a record's field values, in order."""
     if isinstance(value, str):
-        out.append(value)
-    elif isinstance(value, list):
-        for item in value:
-            _string_leaves(item, out)
-    elif isinstance(value, dict):
-        for item in value.values():
-            _string_leaves(item, out)
+        yield value
+    elif isinstance(value, list | dict):
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from _strings(item)
 
 
-def _put_back(value: Any, texts: Iterator[str]) -> Any:
-    """``value`` with its strings replaced, in order, by ``texts``."""
+def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """``value`` with every string inside it replaced by ``change(string)``, in the order `_strings` gives."""
     if isinstance(value, str):
-        return next(texts)
+        return change(value)
     if isinstance(value, list):
-        return [_put_back(item, texts) for item in value]
+        return [_map_strings(item, change) for item in value]
     if isinstance(value, dict):
-        return {key: _put_back(item, texts) for key, item in value.items()}
+        return {key: _map_strings(item, change) for key, item in value.items()}
     return value
 
 
-def _redact_value(value: Any, redact: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, list):
-        return [_redact_value(v, redact) for v in value]
-    if isinstance(value, dict):
-        return {k: _redact_value(v, redact) for k, v in value.items()}
-    return value
+def _free_fields(record: Record) -> dict[str, Any]:
+    """The record's fields without its structured identifiers, which are dropped, never redacted."""
+    return {k: v for k, v in record.fields.items() if k not in STRUCTURED_IDENTIFIERS}
 
 
 def replacer(record: Record, config: DeidConfig, salt: str) -> Replacer | None:
@@ -803,14 +796,16 @@ def replacer(record: Record, config: DeidConfig, salt: str) -> Replacer | None:
     return replace_with
 
 
+def _joined(strings: list[str]) -> str | None:
+    """A record's strings as one text to scan, or None when one holds a NUL (then each is scanned alone)."""
+    return None if any("\x00" in text for text in strings) else FIELD_SEPARATOR.join(strings)
+
+
 def scanned_texts(record: Record) -> list[str]:
-    """The texts `deidentify` scans for this record: all its strings joined into one, or each string on its own
-    when one of them holds a NUL character (for NER models that tag many texts in one batch beforehand)."""
-    texts: list[str] = []
-    _string_leaves({k: v for k, v in record.fields.items() if k not in STRUCTURED_IDENTIFIERS}, texts)
-    if any("\x00" in text for text in texts):
-        return texts
-    return [FIELD_SEPARATOR.join(texts)]
+    """The texts `deidentify` scans for this record (for NER models that tag many texts in one batch beforehand)."""
+    strings = list(_strings(_free_fields(record)))
+    joined = _joined(strings)
+    return strings if joined is None else [joined]
 
 
 def deidentify(
@@ -840,17 +835,18 @@ def deidentify(
         counts.update(found)
         return redacted
 
-    fields = {k: v for k, v in record.fields.items() if k not in STRUCTURED_IDENTIFIERS}
+    fields = _free_fields(record)
     stay = length_of_stay(fields.get("admission_date"), fields.get("discharge_date"))
-    texts: list[str] = []
-    _string_leaves(fields, texts)
-    if any("\x00" in text for text in texts):  # the separator's NUL occurs in the text: field by field
-        fields = {k: _redact_value(v, redact) for k, v in fields.items()}
-    else:  # one scan of all the record's text (see `scanned_texts`): far fewer detector calls
-        redacted = redact(FIELD_SEPARATOR.join(texts)).split(FIELD_SEPARATOR)
-        if len(redacted) != len(texts):
+    strings = list(_strings(fields))
+    joined = _joined(strings)
+    if joined is None:
+        fields = _map_strings(fields, redact)
+    else:  # one scan of all the record's text: far fewer detector calls than one per field
+        redacted = redact(joined).split(FIELD_SEPARATOR)
+        if len(redacted) != len(strings):
             raise AssertionError("de-identification changed the number of fields of a record")
-        fields = _put_back(fields, iter(redacted))
+        parts = iter(redacted)
+        fields = _map_strings(fields, lambda _: next(parts))
     if stay is not None:
         fields["stay_days"] = stay
     return replace(record, fields=fields), counts

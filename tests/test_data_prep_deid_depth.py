@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -151,3 +152,17 @@ def test_record_numbers_are_found_after_capitalised_cues(text: str, value: str) 
 def test_a_chinese_name_after_a_relative_with_the_possessive_is_found() -> None:
     redacted, counts = redact_text("其女儿陈晓梅陪同就诊。", "zh", pattern_detectors())
     assert "陈晓梅" not in redacted and counts["name"] == 1
+
+
+def test_a_record_scanned_as_one_text_keeps_its_fields_apart() -> None:
+    """Fields are scanned together; a span never runs from one field into the next, and a NUL in the text
+    (where the fields could not be told apart) falls back to one scan per field with the same result."""
+    fields = {"complaints": "Жалобы со слов врача Петровой", "history": ["Анна Сергеевна, тел. 8 701 111 22 33", "ИБС"]}
+    record = Record("ru.jsonl", "ru.jsonl:1", "P1", "ru", fields)
+    joined, counts = deidentify(record)
+    with_nul, _ = deidentify(replace(record, fields={**fields, "diagnosis": "ИБС\x00"}))
+    assert joined.fields["history"][1] == "ИБС" and len(joined.fields["history"]) == 2
+    assert "Петровой" not in joined.fields["complaints"] and "Анна" not in joined.fields["history"][0]
+    assert joined.fields["complaints"].endswith("]") and joined.fields["history"][0].startswith("[")
+    assert {k: joined.fields[k] for k in fields} == {k: with_nul.fields[k] for k in fields}
+    assert counts["name"] == 2 and counts["phone"] == 1
