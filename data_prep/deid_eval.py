@@ -50,7 +50,7 @@ def parse_labelled_notes(source: str) -> list[dict[str, Any]]:
 
 
 def load_heldout(lang: str) -> list[dict[str, Any]]:
-    """The hand-written held-out notes of ``lang`` (written apart from the generated set, not tuned against)."""
+    """The hand-written held-out notes of ``lang``, written apart from the generated set and the detectors."""
     path = Path(str(resources.files("data_prep").joinpath("pii_testset", f"heldout_{lang}.txt")))
     return parse_labelled_notes(path.read_text(encoding="utf-8"))
 
