@@ -1,12 +1,14 @@
 """Throughput and memory of `prepare` on generated clinic notes, with de-identification on.
 
-    python scripts/bench_prepare.py [--notes 100000] [--baseline 10000] [--ner]
+    python scripts/bench_prepare.py [--notes 100000] [--baseline 10000] [--ner] [--stages]
 
 Writes N synthetic discharge notes (Russian, Kazakh and Chinese, each with names, ID numbers,
 phones, e-mails, addresses and dates in the text) as JSON Lines, prepares them with two worker
 processes (both cores), and prints records/s, records/s per core and the peak resident memory of
 the main process and of the largest worker. A single-process run on the first ``--baseline`` notes
 is printed beside it, with the ratio. ``--ner`` adds natasha's NER (far slower; see bench_deid.py).
+``--stages`` also prints milliseconds per note of the main stages on one core (de-identification with and
+without NER, lingua, MinHash), timed one by one on the baseline notes.
 """
 
 from __future__ import annotations
@@ -106,11 +108,42 @@ def run(path: Path, out: Path, workers: int, ner: bool) -> tuple[int, float]:
     return card["records"]["in"], time.perf_counter() - start
 
 
+def stage_times(path: Path) -> dict[str, float]:
+    """Milliseconds per note of each main stage, on one core, for the notes in ``path``."""
+    from data_prep.config import DeidConfig
+    from data_prep.dedup import signature
+    from data_prep.deid import deidentify
+    from data_prep.langid import detect_lang, record_text
+    from data_prep.records import Record
+
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    records = [
+        Record(path.name, f"{path.name}:{n}", row["patient_id"], row["lang"],
+               {k: v for k, v in row.items() if k not in ("patient_id", "lang")})
+        for n, row in enumerate(rows, start=1)
+    ]
+    texts = [record_text(r.fields, limit=10**9) for r in records]
+    deidentify(records[0], config=DeidConfig(ner=True))  # load the NER model outside the timing
+    stages = {
+        "de-identification, patterns": lambda: [deidentify(r, config=DeidConfig(ner=False)) for r in records],
+        "de-identification, +NER": lambda: [deidentify(r, config=DeidConfig(ner=True)) for r in records],
+        "language check (lingua)": lambda: [detect_lang(record_text(r.fields)) for r in records],
+        "MinHash, 2 per note": lambda: [signature(t) for t in texts for _ in range(2)],
+    }
+    times = {}
+    for name, run_stage in stages.items():
+        start = time.perf_counter()
+        run_stage()
+        times[name] = 1000 * (time.perf_counter() - start) / len(records)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notes", type=int, default=100_000)
     parser.add_argument("--baseline", type=int, default=10_000)
     parser.add_argument("--ner", action="store_true")
+    parser.add_argument("--stages", action="store_true", help="also time the main stages one by one")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
@@ -126,6 +159,7 @@ def main() -> None:
         n2, t2 = run(notes, tmp_path / "out2", 2, args.ner)
         rss_main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         rss_worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        stages = stage_times(small) if args.stages else {}
     print(f"{'run':28} {'records':>8} {'seconds':>8} {'records/s':>10} {'per core':>9}")
     print(f"{'1 process (baseline)':28} {n1:8d} {t1:8.1f} {n1 / t1:10.0f} {n1 / t1:9.0f}")
     print(f"{'2 workers (both cores)':28} {n2:8d} {t2:8.1f} {n2 / t2:10.0f} {n2 / t2 / 2:9.0f}")
@@ -134,6 +168,8 @@ def main() -> None:
         f"peak RSS: main process {rss_main:.0f} MiB (after the baseline: {rss_main_1:.0f} MiB), "
         f"largest worker {rss_worker:.0f} MiB"
     )
+    for name, ms in stages.items():
+        print(f"{name:32} {ms:6.2f} ms per note (one core)")
 
 
 if __name__ == "__main__":
