@@ -7,6 +7,7 @@ function of the record and a plan, so running it in one process or several gives
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from data_prep.config import SUPPORTED_LANGS, DeidConfig
 from data_prep.dedup import content_text, message_key, signature
-from data_prep.deid import STRUCTURED_IDENTIFIERS, deidentify
+from data_prep.deid import STRUCTURED_IDENTIFIERS, deidentify_many
 from data_prep.langid import detect_lang, record_text
 from data_prep.prompts import Prompts
 from data_prep.records import ChatExample, Record, Reject, pseudonymize
@@ -71,18 +72,37 @@ def _resolve_lang(record: Record, plan: Plan) -> tuple[Record, Reject | None, st
     return replace(record, lang=lang), None, detected
 
 
-def convert_record(record: Record, plan: Plan, token_counter: MessagesTokenCounter | None = None) -> Converted:
-    """Record → examples (or a reject), measured for the quality gate that runs afterwards."""
-    record, reject, detected = _resolve_lang(record, plan)
-    if reject is not None:
-        return Converted(lang=record.lang, reject=reject)
-    record = pseudonymize(record, plan.salt)
-    done = Converted(lang=record.lang)
-    if plan.deid.enabled:
-        record, counts = deidentify(record, config=plan.deid, salt=plan.salt)
-        done.redactions.update(counts)
-    else:
-        record = _strip_identifiers(record)
+def convert_records(
+    jobs: Sequence[tuple[Record, Plan]], token_counter: MessagesTokenCounter | None = None
+) -> list[Converted]:
+    """Records → examples (or rejects), measured for the quality gate that runs afterwards. Records are
+    de-identified together, so the named-entity model reads all their sentences in one batch."""
+    outcomes: list[Converted | None] = []
+    resolved: list[tuple[Record, str | None]] = []
+    for record, plan in jobs:
+        record, reject, detected = _resolve_lang(record, plan)
+        outcomes.append(Converted(lang=record.lang, reject=reject) if reject is not None else None)
+        resolved.append((record if reject is not None else pseudonymize(record, plan.salt), detected))
+    to_deid = [i for i, (_, plan) in enumerate(jobs) if outcomes[i] is None and plan.deid.enabled]
+    cleaned = deidentify_many([(resolved[i][0], jobs[i][1].deid, jobs[i][1].salt) for i in to_deid])
+    redacted = dict(zip(to_deid, cleaned, strict=True))
+    for i, (_, plan) in enumerate(jobs):
+        if outcomes[i] is None:
+            record, detected = resolved[i]
+            record, counts = redacted[i] if i in redacted else (_strip_identifiers(record), Counter())
+            outcomes[i] = _examples(record, plan, detected, counts, token_counter)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _examples(
+    record: Record,
+    plan: Plan,
+    detected: str | None,
+    redactions: Counter[str],
+    token_counter: MessagesTokenCounter | None,
+) -> Converted:
+    """The de-identified record's examples, with their lengths, keys and signatures."""
+    done = Converted(lang=record.lang, redactions=redactions)
     if plan.entity_types:
         record = replace(record, fields={**record.fields, "entity_types": plan.entity_types})
     for task in plan.tasks:

@@ -194,6 +194,16 @@ def _needs_digits(detector: Detector, pattern: str) -> Detector:
     return detector
 
 
+def _starting_with(first: str, pattern: str) -> str:
+    """``pattern`` behind a lookahead for its possible first characters (a superset is fine).
+
+    Python's ``re`` tries a pattern that opens with a lookbehind or a case-insensitive group at every
+    position of the text; one that opens with a known character set is only tried where that set
+    matches. Same matches, several times faster on text where the set is rare (digits, cue letters).
+    """
+    return f"(?={first}){pattern}"
+
+
 def _regex_detector(kind: str, pattern: str, flags: int = 0, group: int = 0) -> Detector:
     compiled = re.compile(pattern, flags)
 
@@ -253,12 +263,16 @@ def _name_shape_detector() -> Detector:
 
 def _name_cue_detector() -> Detector:
     """Capitalised words right after a person word ("врач Петрова", "әйелі Айгүл")."""
-    cue = re.compile(rf"(?<!\w)(?i:{RU_CUES}|{KK_CUES})\s+")
+    # Words before a capital first, the cue check on those few: one alternation of cues tried at every
+    # position of the text costs several times more.
+    before_capital = re.compile(rf"(?<!\w)(\w+)\s+(?=[{CAP}])")
     word = re.compile(rf"(?:{INITIALS}\s?)?(?P<word>{CAPWORD})(?:\s+{INITIALS})?")
     name_like = re.compile(rf"(?:{SURNAME_WORD}|{PATRONYMIC_WORD})")
 
     def detect(text: str) -> Iterator[Span]:
-        for m in cue.finditer(text):
+        for m in before_capital.finditer(text):
+            if not _CUE_WORD.fullmatch(m.group(1)):
+                continue
             pos, end = m.end(), None
             for _ in range(3):
                 w = word.match(text, pos)
@@ -292,34 +306,41 @@ def _stem(token: str) -> str:
 
 def _name_lexicon_detector() -> Detector:
     """Known given names ("Айгүл", "Мария"), with the capitalised names right next to them."""
-    names = sorted(GIVEN_NAMES, key=len, reverse=True)
-    stems = "|".join(re.escape(_stem(n)) if len(n) >= 5 else re.escape(n) for n in names)
-    given = rf"(?:{stems})[{LOW}]{{0,4}}"
-    compiled = re.compile(rf"(?<![\w.])(?:{CAPWORD}\s+)?(?:{given})(?:\s+{CAPWORD}){{0,2}}(?![\w])")
-    exact = {n.lower() for n in names}
-    stem_set = {_stem(n).lower() for n in names if len(n) >= 5}
+    exact = {n.lower() for n in GIVEN_NAMES}
+    stem_set = {_stem(n).lower() for n in GIVEN_NAMES if len(n) >= 5}
 
     def is_given(word: str) -> bool:
         lower = word.lower()
         return lower in exact or any(lower[:cut] in stem_set for cut in range(max(1, len(lower) - 4), len(lower) + 1))
 
+    capitalised = re.compile(rf"(?<![\w.]){CAPWORD}(?!\w)")
     name_like = re.compile(rf"{SURNAME_WORD}|{PATRONYMIC_WORD}")
 
     def detect(text: str) -> Iterator[Span]:
-        for m in compiled.finditer(text):
-            words = [w for w in re.finditer(r"[^\s.,]+", m.group())]
-            first = next((i for i, w in enumerate(words) if is_given(w.group())), None)
-            if first is None:
+        words = list(capitalised.finditer(text))
+
+        def next_to(i: int) -> bool:  # words i and i + 1 are separated by spaces only
+            gap = text[words[i].end() : words[i + 1].start()]
+            return bool(gap) and gap.isspace()
+
+        i = 0
+        while i < len(words):
+            if not is_given(words[i].group()):
+                i += 1
                 continue
-            start = first - 1 if first > 0 and name_like.fullmatch(words[first - 1].group()) else first
-            end = first
-            while end + 1 < len(words) and (
-                is_given(words[end + 1].group()) or name_like.fullmatch(words[end + 1].group())
+            start = i - 1 if i > 0 and next_to(i - 1) and name_like.fullmatch(words[i - 1].group()) else i
+            end = i
+            while (
+                end + 1 < len(words)
+                and end - i < 2
+                and next_to(end)
+                and (is_given(words[end + 1].group()) or name_like.fullmatch(words[end + 1].group()))
             ):
                 end += 1
-            if words[start].group().lower() in NOT_NAMES or _is_eponym(words[start].group()):
-                continue
-            yield Span(m.start() + words[start].start(), m.start() + words[end].end(), "name")
+            first = words[start].group()
+            if first.lower() not in NOT_NAMES and not _is_eponym(first):
+                yield Span(words[start].start(), words[end].end(), "name")
+            i = end + 1
 
     return detect
 
@@ -383,20 +404,27 @@ def _chinese_name_detector() -> Detector:
 
 
 DATE_PATTERNS = [
-    r"(?<![\d.,])(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?:19|20)?\d{2}(?!\.?\d)",
-    r"(?<![\d/])(?:0?[1-9]|[12]\d|3[01])/(?:0?[1-9]|1[0-2])/(?:19|20)\d{2}(?![\d/])",
-    r"(?<![\d.\-/])(?:19|20)\d{2}[-./](?:0?[1-9]|1[0-2])[-./](?:0?[1-9]|[12]\d|3[01])(?![\d.\-/]?\d)",
-    r"(?<![\d.,])(?:0?[1-9]|1[0-2])\.(?:19|20)\d{2}(?!\.?\d)",
-    r"(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*[日号])?",
-    r"(?<!\d)\d{1,2}\s*月\s*\d{1,2}\s*[日号]",
-    rf"(?<!\d)\d{{1,2}}\s+(?i:{RU_MONTHS})(?:\s+(?:19|20)\d{{2}}(?:\s*(?:г\.|года?))?)?(?![\w])",
-    rf"(?<!\w)(?i:{RU_MONTHS_IN})\s+(?:19|20)\d{{2}}(?:\s*(?:г\.|года))?",
-    rf"(?:(?:19|20)\d{{2}}\s*(?:ж\.|жылғы)\s*)?(?<!\d)\d{{1,2}}\s+(?i:{KK_MONTHS})\w*(?:\s+(?:19|20)\d{{2}}(?:\s*ж\.)?)?",
-    rf"(?:19|20)\d{{2}}\s*(?:ж\.|жылғы)\s*(?i:{KK_MONTHS})\w*",
+    _starting_with(r"\d", p)
+    for p in (
+        r"(?<![\d.,])(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?:19|20)?\d{2}(?!\.?\d)",
+        r"(?<![\d/])(?:0?[1-9]|[12]\d|3[01])/(?:0?[1-9]|1[0-2])/(?:19|20)\d{2}(?![\d/])",
+        r"(?<![\d.\-/])(?:19|20)\d{2}[-./](?:0?[1-9]|1[0-2])[-./](?:0?[1-9]|[12]\d|3[01])(?![\d.\-/]?\d)",
+        r"(?<![\d.,])(?:0?[1-9]|1[0-2])\.(?:19|20)\d{2}(?!\.?\d)",
+        r"(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*[日号])?",
+        r"(?<!\d)\d{1,2}\s*月\s*\d{1,2}\s*[日号]",
+        rf"(?<!\d)\d{{1,2}}\s+(?i:{RU_MONTHS})(?:\s+(?:19|20)\d{{2}}(?:\s*(?:г\.|года?))?)?(?![\w])",
+        rf"(?:(?:19|20)\d{{2}}\s*(?:ж\.|жылғы)\s*)?(?<!\d)\d{{1,2}}\s+(?i:{KK_MONTHS})\w*(?:\s+(?:19|20)\d{{2}}(?:\s*ж\.)?)?",
+        rf"(?:19|20)\d{{2}}\s*(?:ж\.|жылғы)\s*(?i:{KK_MONTHS})\w*",
+    )
+] + [
+    _starting_with(
+        "[ЯяФфМмАаИиСсОоНнДд]", rf"(?<!\w)(?i:{RU_MONTHS_IN})\s+(?:19|20)\d{{2}}(?:\s*(?:г\.|года))?"
+    )
 ]
 
+
 ADDRESS_PATTERNS = [
-    rf"(?<!\w)(?i:ул\.|улиц[аеы]|пр-т|проспект\w*|пер\.|переул\w*|б-р|бульвар\w*|мкр\.?|микрорайон\w*"
+    rf"(?=[УуПпБбМмНн])(?<!\w)(?i:ул\.|улиц[аеы]|пр-т|проспект\w*|пер\.|переул\w*|б-р|бульвар\w*|мкр\.?|микрорайон\w*"
     rf"|наб\.|набережн\w*)\s*[{CAP}\d][\w\-]*(?:\s+[{CAP}][\w\-]*)?"
     rf"(?:,?\s*(?:д\.|дом)\s*\d+[\w/]*)?(?:,?\s*(?:корп\.|к\.|стр\.)\s*\d+\w*)?(?:,?\s*(?:кв\.|квартира)\s*\d+)?",
     rf"[{CAP}][\w\-]*(?:\s+[\w\-]+)?\s+(?:көшесі|даңғылы|шағынауданы|ықшамауданы|шағын\s+ауданы)\w*"
@@ -430,7 +458,7 @@ def _validated_detector(kind: str, pattern: str, valid: Callable[[str], bool]) -
 
 def _twelve_digit_detector() -> Detector:
     """12 digits: a Kazakh ИИН/БИН or a Russian personal ИНН, told apart by their checksums."""
-    compiled = re.compile(r"(?<![\d\-])\d{12}(?![\d\-])")
+    compiled = re.compile(_starting_with(r"\d", r"(?<![\d\-])\d{12}(?![\d\-])"))
 
     def detect(text: str) -> Iterator[Span]:
         for m in compiled.finditer(text):
@@ -469,6 +497,8 @@ def _needs_words(detector: Detector, *words: str) -> Detector:
     return detector
 
 
+MRN_FIRST = "[№NнНиИмМаАкК病住门IM]"
+"""Every first character of a medical record number cue (both cases where the cue ignores case)."""
 MRN_WORDS = (
     "истори", "карт", "мкаб", "мксб", "иб", "ауру", "病历号", "住院号", "门诊号", "病案号", "id号", "mrn", "record",
 )
@@ -479,44 +509,72 @@ def pattern_detectors() -> list[Detector]:
     """Detectors that need no knowledge of the record: numbers, contacts, dates, name shapes."""
     return [
         _needs(_validated_detector(
-            "resident_id", r"(?<![0-9A-Za-z])\d{6}(?:19|20)\d{2}\d{7}[\dXx](?![0-9A-Za-z])", cn_resident_valid
+            "resident_id",
+            _starting_with(r"\d", r"(?<![0-9A-Za-z])\d{6}(?:19|20)\d{2}\d{7}[\dXx](?![0-9A-Za-z])"),
+            cn_resident_valid,
         ), _LONG_DIGIT_RUN),
         _needs_words(_regex_detector(
             "resident_id", r"身份证(?:号码?)?[：:\s]*([0-9]{15,17}[0-9Xx])(?![0-9A-Za-z])", group=1
         ), "身份证"),
         _needs(_twelve_digit_detector(), _LONG_DIGIT_RUN),
-        _needs_words(_regex_detector("iin", r"(?i:ИИН|ЖСН|БИН|IIN)[\s:№]*(\d(?:[\s-]?\d){11})(?!\d)", group=1),
-                     "иин", "жсн", "бин", "iin"),
-        _needs_words(_regex_detector("inn", r"(?i:ИНН)[\s:№]*(\d{10}(?:\d{2})?)(?!\d)", group=1), "инн"),
-        _validated_detector("snils", r"(?<![\d\-])\d{3}-\d{3}-\d{3}[\s-]\d{2}(?![\d\-])", snils_valid),
-        _needs_words(_regex_detector("snils", r"(?i:СНИЛС)[\s:№]*(\d(?:[\s-]?\d){10})(?!\d)", group=1), "снилс"),
         _needs_words(_regex_detector(
-            "oms", r"(?i:полис\w*(?:\s+ОМС)?|ОМС|ЕНП)[\s:№]*(\d(?:[\s-]?\d){15})(?!\d)", group=1
+            "iin", _starting_with("[ИиЖжБбIi]", r"(?i:ИИН|ЖСН|БИН|IIN)[\s:№]*(\d(?:[\s-]?\d){11})(?!\d)"), group=1
+        ),
+                     "иин", "жсн", "бин", "iin"),
+        _needs_words(
+            _regex_detector("inn", _starting_with("[Ии]", r"(?i:ИНН)[\s:№]*(\d{10}(?:\d{2})?)(?!\d)"), group=1), "инн"
+        ),
+        _validated_detector(
+            "snils", _starting_with(r"\d", r"(?<![\d\-])\d{3}-\d{3}-\d{3}[\s-]\d{2}(?![\d\-])"), snils_valid
+        ),
+        _needs_words(
+            _regex_detector("snils", _starting_with("[Сс]", r"(?i:СНИЛС)[\s:№]*(\d(?:[\s-]?\d){10})(?!\d)"), group=1),
+            "снилс",
+        ),
+        _needs_words(_regex_detector(
+            "oms",
+            _starting_with("[ПпОоЕе]", r"(?i:полис\w*(?:\s+ОМС)?|ОМС|ЕНП)[\s:№]*(\d(?:[\s-]?\d){15})(?!\d)"),
+            group=1,
         ), "полис", "омс", "енп"),
-        _needs(_validated_detector("oms", r"(?<![\d\-])\d{16}(?![\d\-])", oms_valid), _LONG_DIGIT_RUN),
+        _needs(
+            _validated_detector("oms", _starting_with(r"\d", r"(?<![\d\-])\d{16}(?![\d\-])"), oms_valid),
+            _LONG_DIGIT_RUN,
+        ),
         _needs_words(_regex_detector(
             "passport",
-            r"(?i:паспорт\w*(?:\s+РФ)?(?:\s+серии)?)[\s:]*(\d{2}\s?\d{2}\s?(?:№\s?|номер\s)?\d{6})(?!\d)",
+            _starting_with(
+                "[Пп]", r"(?i:паспорт\w*(?:\s+РФ)?(?:\s+серии)?)[\s:]*(\d{2}\s?\d{2}\s?(?:№\s?|номер\s)?\d{6})(?!\d)"
+            ),
             group=1,
         ), "паспорт"),
         _needs_words(_regex_detector(
-            "passport", r"(?i:удостоверени\w+\s+личности|жеке\s+куәлі\w*)[\s:]*(?:№\s?)?(\d{9})(?!\d)", group=1
+            "passport",
+            _starting_with("[УуЖж]", r"(?i:удостоверени\w+\s+личности|жеке\s+куәлі\w*)[\s:]*(?:№\s?)?(\d{9})(?!\d)"),
+            group=1,
         ), "удостоверени", "жеке"),
         _needs_words(_regex_detector("passport", r"护照(?:号码?)?[：:\s]*([A-Z]{1,2}\d{7,8})(?!\d)", group=1), "护照"),
         _needs_words(
             _regex_detector(
-                "mrn", rf"(?:{MRN_CUES})[\s:：.№#]*([A-ZА-Я]{{0,3}}[-/]?\d[\d\-/]{{2,15}})(?![\d])", group=1
+                "mrn",
+                _starting_with(MRN_FIRST, rf"(?:{MRN_CUES})[\s:：.№#]*([A-ZА-Я]{{0,3}}[-/]?\d[\d\-/]{{2,15}})(?![\d])"),
+                group=1,
             ),
             *MRN_WORDS,
         ),
         _needs_words(_regex_detector("email", r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)+"), "@"),
         _regex_detector(
             "phone",
-            r"(?<![0-9A-Za-z])(?:\+\s?7|8)[\s\-()]{0,3}\d{3}[\s\-()]{0,3}\d{3}[\s\-]{0,2}\d{2}[\s\-]{0,2}\d{2}(?!\d)",
+            _starting_with(
+                "[+8]",
+                r"(?<![0-9A-Za-z])(?:\+\s?7|8)[\s\-()]{0,3}\d{3}[\s\-()]{0,3}\d{3}[\s\-]{0,2}\d{2}[\s\-]{0,2}\d{2}(?!\d)",
+            ),
         ),
-        _regex_detector("phone", r"(?<![0-9A-Za-z+])(?:\+?\s?86[\s\-]?)?1[3-9]\d[\s\-]?\d{4}[\s\-]?\d{4}(?!\d)"),
-        _regex_detector("phone", r"(?<![\d.,\-])0\d{2,3}-\d{7,8}(?!\d)"),
-        _regex_detector("phone", r"(?<![\d.,\-/])\d{3}-\d{2}-\d{2}(?![\d\-])"),
+        _regex_detector(
+            "phone",
+            _starting_with(r"[\s+18]", r"(?<![0-9A-Za-z+])(?:\+?\s?86[\s\-]?)?1[3-9]\d[\s\-]?\d{4}[\s\-]?\d{4}(?!\d)"),
+        ),
+        _regex_detector("phone", _starting_with("0", r"(?<![\d.,\-])0\d{2,3}-\d{7,8}(?!\d)")),
+        _regex_detector("phone", _starting_with(r"\d", r"(?<![\d.,\-/])\d{3}-\d{2}-\d{2}(?![\d\-])")),
         *[_regex_detector("date", p) for p in DATE_PATTERNS],
         *[_needs_words(_regex_detector("address", p), *words) for p, words in zip(ADDRESS_PATTERNS, ADDRESS_WORDS,
                                                                                   strict=True)],
@@ -712,34 +770,72 @@ def _cut_at_separators(text: str, span: Span) -> Iterator[Span]:
         yield Span(start, span.end, span.kind)
 
 
-def _applies(detect: Detector, text: str, lowered: str, has_digit: bool) -> bool:
-    """Skip detectors that cannot match: number patterns on text without digits, script-specific ones on text
-    without that script, cue-led ones on text without any of their cue words."""
-    if not has_digit and getattr(detect, "digits_only", False):
-        return False
-    words = getattr(detect, "words", None)
-    if words is not None and not any(word in lowered for word in words):
-        return False
-    needs = getattr(detect, "needs", None)
-    return needs is None or needs.search(text) is not None
+class _Facts:
+    """What detectors' gates ask of one text, each worked out once however many detectors ask."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.lowered = text.lower()
+        self.has_digit = any(c.isdigit() for c in text)
+        self._searched: dict[re.Pattern[str], bool] = {}
+
+    def applies(self, detect: Detector) -> bool:
+        """False for detectors that cannot match: number patterns on text without digits, script-specific
+        ones on text without that script, cue-led ones on text without any of their cue words."""
+        if not self.has_digit and getattr(detect, "digits_only", False):
+            return False
+        words = getattr(detect, "words", None)
+        if words is not None and not any(word in self.lowered for word in words):
+            return False
+        needs = getattr(detect, "needs", None)
+        if needs is None:
+            return True
+        if needs not in self._searched:
+            self._searched[needs] = needs.search(self.text) is not None
+        return self._searched[needs]
 
 
-def redact_text(
-    text: str, lang: str, detectors: Sequence[Detector], replace_with: Replacer | None = None
+@dataclass(frozen=True)
+class Reviewer:
+    """A second-pass detector: it reads each text together with the spans the first pass found there,
+    many texts at once (a model is far cheaper per sentence in one big batch, and can skip what is found)."""
+
+    review: Callable[[Sequence[tuple[str, Sequence[Span]]]], list[list[Span]]]
+
+
+AnyDetector = Detector | Reviewer
+
+
+def find_spans(jobs: Sequence[tuple[str, Sequence[AnyDetector]]]) -> list[list[Span]]:
+    """Unmerged spans of each ``(text, detectors)`` job: plain detectors first, then each reviewer once
+    over every text that asks for it."""
+    found: list[list[Span]] = []
+    for text, detectors in jobs:
+        facts = _Facts(text)
+        found.append(
+            [span for d in detectors if not isinstance(d, Reviewer) and facts.applies(d) for span in d(text)]
+        )
+    reviewers = {id(d): d for _, detectors in jobs for d in detectors if isinstance(d, Reviewer)}
+    for reviewer in reviewers.values():
+        asking = [i for i, (_, detectors) in enumerate(jobs) if any(d is reviewer for d in detectors)]
+        more = reviewer.review([(jobs[i][0], found[i]) for i in asking])
+        for i, spans in zip(asking, more, strict=True):
+            found[i] = found[i] + spans
+    return found
+
+
+def redact_spans(
+    text: str, lang: str, spans: Iterable[Span], replace_with: Replacer | None = None
 ) -> tuple[str, Counter[str]]:
-    """Replace what the detectors find with placeholders of ``lang`` (or ``replace_with``'s values);
+    """Replace ``spans`` (merged first) with placeholders of ``lang`` (or ``replace_with``'s values);
     count replacements by kind."""
-    has_digit = any(c.isdigit() for c in text)
-    lowered = text.lower()
-    spans = _merge(
-        text, (span for detect in detectors if _applies(detect, text, lowered, has_digit) for span in detect(text))
-    )
+    merged = _merge(text, spans)
     if "\x00" in text:
-        spans = [piece for span in spans for piece in _cut_at_separators(text, span)]
+        merged = [piece for span in merged for piece in _cut_at_separators(text, span)]
     labels = PLACEHOLDERS.get(lang, PLACEHOLDERS["ru"])
     counts: Counter[str] = Counter()
     pieces, pos = [], 0
-    for span in spans:
+    for span in merged:
         if text[span.end - 1] == "." and _SENTENCE_GOES_ON.match(text, span.end):
             # The dot of "А.В." or "2024 г." also ends the sentence: leave it in place.
             span = Span(span.start, span.end - 1, span.kind)
@@ -750,6 +846,14 @@ def redact_text(
         pos = span.end
     pieces.append(text[pos:])
     return "".join(pieces), counts
+
+
+def redact_text(
+    text: str, lang: str, detectors: Sequence[AnyDetector], replace_with: Replacer | None = None
+) -> tuple[str, Counter[str]]:
+    """Replace what the detectors find with placeholders of ``lang`` (or ``replace_with``'s values);
+    count replacements by kind."""
+    return redact_spans(text, lang, find_spans([(text, detectors)])[0], replace_with)
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -801,16 +905,58 @@ def _joined(strings: list[str]) -> str | None:
     return None if any("\x00" in text for text in strings) else FIELD_SEPARATOR.join(strings)
 
 
-def scanned_texts(record: Record) -> list[str]:
-    """The texts `deidentify` scans for this record (for NER models that tag many texts in one batch beforehand)."""
-    strings = list(_strings(_free_fields(record)))
-    joined = _joined(strings)
-    return strings if joined is None else [joined]
+def detectors_of(record: Record, config: DeidConfig, extra: Sequence[AnyDetector] = ()) -> list[AnyDetector]:
+    """The record's own identifiers, the patterns, ``extra`` and, when asked for, the named-entity model."""
+    detectors: list[AnyDetector] = [known_identifier_detector(record), *_PATTERN_DETECTORS, *extra]
+    if config.ner and record.lang in ("ru", "kk"):
+        from data_prep.ner import natasha_reviewer
+
+        detectors.append(natasha_reviewer())
+    return detectors
+
+
+def deidentify_many(
+    jobs: Sequence[tuple[Record, DeidConfig, str]], extra_detectors: Sequence[AnyDetector] = ()
+) -> list[tuple[Record, Counter[str]]]:
+    """`deidentify` for many ``(record, config, salt)`` at once: the named-entity model reads all their
+    sentences in one batch. Same results as one record at a time."""
+    texts: list[tuple[str, list[AnyDetector]]] = []
+    plans = []
+    for record, config, _ in jobs:
+        fields = _free_fields(record)
+        strings = list(_strings(fields))
+        joined = _joined(strings)
+        # one scan of all the record's text: far fewer detector calls than one per field
+        scanned = strings if joined is None else [joined]
+        detectors = detectors_of(record, config, extra_detectors)
+        plans.append((fields, strings, joined, len(texts)))
+        texts.extend((text, detectors) for text in scanned)
+    spans = find_spans(texts)
+    results = []
+    for (record, config, salt), (fields, strings, joined, first) in zip(jobs, plans, strict=True):
+        replace_with = replacer(record, config, salt)
+        counts: Counter[str] = Counter()
+        redacted = []
+        for i in range(first, first + (len(strings) if joined is None else 1)):
+            text, found = redact_spans(texts[i][0], record.lang, spans[i], replace_with)
+            redacted.append(text)
+            counts.update(found)
+        if joined is not None:
+            redacted = redacted[0].split(FIELD_SEPARATOR)
+            if len(redacted) != len(strings):
+                raise AssertionError("de-identification changed the number of fields of a record")
+        parts = iter(redacted)
+        new_fields = _map_strings(fields, lambda _, parts=parts: next(parts))
+        stay = length_of_stay(fields.get("admission_date"), fields.get("discharge_date"))
+        if stay is not None:
+            new_fields["stay_days"] = stay
+        results.append((replace(record, fields=new_fields), counts))
+    return results
 
 
 def deidentify(
     record: Record,
-    extra_detectors: Sequence[Detector] = (),
+    extra_detectors: Sequence[AnyDetector] = (),
     config: DeidConfig | None = None,
     salt: str = DEFAULT_PATIENT_SALT,
 ) -> tuple[Record, Counter[str]]:
@@ -821,32 +967,4 @@ def deidentify(
     because the admission and discharge dates themselves are redacted. ``config`` chooses
     placeholders or per-patient surrogates, date shifting and the named-entity model.
     """
-    config = config or DeidConfig(ner=False)
-    detectors = [known_identifier_detector(record), *_PATTERN_DETECTORS, *extra_detectors]
-    if config.ner and record.lang in ("ru", "kk"):
-        from data_prep.ner import natasha_detector
-
-        detectors.append(natasha_detector())
-    replace_with = replacer(record, config, salt)
-    counts: Counter[str] = Counter()
-
-    def redact(text: str) -> str:
-        redacted, found = redact_text(text, record.lang, detectors, replace_with)
-        counts.update(found)
-        return redacted
-
-    fields = _free_fields(record)
-    stay = length_of_stay(fields.get("admission_date"), fields.get("discharge_date"))
-    strings = list(_strings(fields))
-    joined = _joined(strings)
-    if joined is None:
-        fields = _map_strings(fields, redact)
-    else:  # one scan of all the record's text: far fewer detector calls than one per field
-        redacted = redact(joined).split(FIELD_SEPARATOR)
-        if len(redacted) != len(strings):
-            raise AssertionError("de-identification changed the number of fields of a record")
-        parts = iter(redacted)
-        fields = _map_strings(fields, lambda _: next(parts))
-    if stay is not None:
-        fields["stay_days"] = stay
-    return replace(record, fields=fields), counts
+    return deidentify_many([(record, config or DeidConfig(ner=False), salt)], extra_detectors)[0]

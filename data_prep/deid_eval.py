@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from data_prep.deid import Detector, Span, _merge, pattern_detectors
+from data_prep.deid import AnyDetector, Span, _merge, find_spans, pattern_detectors
 
 
 def load_testset(lang: str) -> list[dict[str, Any]]:
@@ -55,21 +55,22 @@ def load_heldout(lang: str) -> list[dict[str, Any]]:
     return parse_labelled_notes(path.read_text(encoding="utf-8"))
 
 
-def detectors_for(lang: str, ner: bool) -> list[Detector]:
-    detectors = pattern_detectors()
+def detectors_for(lang: str, ner: bool) -> list[AnyDetector]:
+    detectors: list[AnyDetector] = [*pattern_detectors()]
     if ner and lang in ("ru", "kk"):
-        from data_prep.ner import natasha_detector
+        from data_prep.ner import natasha_reviewer
 
-        detectors.append(natasha_detector())
+        detectors.append(natasha_reviewer())
     return detectors
 
 
-def score(rows: Iterable[dict[str, Any]], detectors: Sequence[Detector]) -> dict[str, dict[str, float]]:
+def score(rows: Iterable[dict[str, Any]], detectors: Sequence[AnyDetector]) -> dict[str, dict[str, float]]:
     """{kind: {gold, found, recall, predicted, correct, precision}} plus ``all``."""
     gold, found, predicted, correct = Counter(), Counter(), Counter(), Counter()
-    for row in rows:
+    rows = list(rows)
+    for row, row_spans in zip(rows, find_spans([(row["text"], detectors) for row in rows]), strict=True):
         text = row["text"]
-        spans = _merge(text, (s for d in detectors for s in d(text)))
+        spans = _merge(text, row_spans)
         covered = [False] * len(text)
         for span in spans:
             for i in range(span.start, span.end):

@@ -1,21 +1,29 @@
 """Person names found by natasha's Russian named-entity model (it also knows many Kazakh names).
 
-The model costs milliseconds per sentence, most sentences of a clinical note hold no name, and
-sentence-initial names are already caught by the pattern layer's shapes and lexicon; so it only
-reads the sentences with a capitalised word inside them.
+The model costs far more per word than every pattern together, and most of a clinical note needs it
+not: it reads only the capitalised words inside sentences (sentence-initial names are the pattern
+layer's job) that the first pass has not already explained, e.g. "Обсуждено с Эрастом Фандориным" but
+not "Лечащий врач Петров И.И.", each with a few words of context. All such passages of a batch of
+texts go to the model at once.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
-from data_prep.deid import CAP, LOW, NOT_NAMES, Detector, Span, _is_eponym, _trim_leading_non_names
+from data_prep.deid import CAP, LOW, NOT_NAMES, Reviewer, Span, _is_eponym, _trim_leading_non_names
 
-SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
-INNER_CAPITAL = re.compile(rf"(?<=[^\s.!?:;\n(«\"]) +[{CAP}][{LOW}]{{2,}}")
+SENTENCE_ENDS = ".!?\n"
+INNER_CAPITAL = re.compile(rf"(?<=[^\s.!?:;\n(«\"]) +([{CAP}])[{LOW}]{{2,}}")
+CONTEXT_WORDS = 4
+LEFT_CONTEXT = re.compile(rf"(?<!\S)(?:\S+\s+){{1,{CONTEXT_WORDS}}}$")
+RIGHT_CONTEXT = re.compile(rf"\S+(?:\s+\S+){{0,{CONTEXT_WORDS}}}")
+BATCH = 128
+"""Passages per model pass; slovnet's default of 8 makes a batch pay many more passes."""
 
 
 @lru_cache(maxsize=1)
@@ -23,18 +31,58 @@ def _tagger() -> Any:
     from natasha import NewsEmbedding, NewsNERTagger
 
     tagger = NewsNERTagger(NewsEmbedding())
-    tagger.infer.encoder.batch_size = 128  # slovnet's default of 8 makes every call pay several model passes
+    tagger.batch_size = BATCH
+    tagger.infer.encoder.batch_size = BATCH
     return tagger
 
 
-def _sentences_to_read(text: str) -> Iterator[tuple[int, str]]:
-    for m in SENTENCE.finditer(text):
-        if INNER_CAPITAL.search(m.group()):
-            yield m.start(), m.group()
+def load_model() -> None:
+    """Load the model now rather than on first use (e.g. once before forking worker processes)."""
+    _tagger()
 
 
-_CACHE: dict[str, list[Span]] = {}
-"""Spans of the texts last prefetched: the model is far cheaper per sentence in one big batch."""
+def _covered(starts: list[int], ends: list[int], pos: int) -> bool:
+    """Whether ``pos`` lies inside one of the merged, sorted spans given by ``starts``/``ends``."""
+    i = bisect.bisect_right(starts, pos) - 1
+    return i >= 0 and pos < ends[i]
+
+
+def _intervals(spans: Sequence[Span]) -> tuple[list[int], list[int]]:
+    starts: list[int] = []
+    ends: list[int] = []
+    for span in sorted(spans, key=lambda s: s.start):
+        if starts and span.start <= ends[-1]:
+            ends[-1] = max(ends[-1], span.end)
+        else:
+            starts.append(span.start)
+            ends.append(span.end)
+    return starts, ends
+
+
+def passages_to_read(text: str, found: Sequence[Span] = ()) -> Iterator[tuple[int, str]]:
+    """(offset, passage) around each capitalised word inside a sentence that no span of ``found`` covers:
+    the word with up to `CONTEXT_WORDS` words either side, within its sentence (the model's own view
+    reaches a few words either way; a whole long sentence costs it several times more)."""
+    starts, ends = _intervals(found)
+    window: list[int] | None = None
+    for capital in INNER_CAPITAL.finditer(text):
+        pos = capital.start(1)
+        if _covered(starts, ends, pos):
+            continue
+        begin = max(text.rfind(mark, 0, pos) for mark in SENTENCE_ENDS) + 1
+        finish = min((i for i in (text.find(mark, pos) for mark in SENTENCE_ENDS) if i >= 0), default=len(text) - 1)
+        before = LEFT_CONTEXT.search(text, begin, pos)
+        after = RIGHT_CONTEXT.match(text, pos, finish + 1)
+        low = before.start() if before else pos
+        high = after.end() if after else pos
+        if window is not None and low <= window[1]:
+            window[1] = max(window[1], high)
+            continue
+        if window is not None:
+            yield window[0], text[window[0] : window[1]]
+        window = [low, high]
+    if window is not None:
+        yield window[0], text[window[0] : window[1]]
 
 
 def _spans(text: str, offsets: list[int], markups: list[Any]) -> list[Span]:
@@ -53,28 +101,15 @@ def _spans(text: str, offsets: list[int], markups: list[Any]) -> list[Span]:
     return found
 
 
-def prefetch(texts: Iterable[str]) -> None:
-    """Tag the sentences of many texts in one batch and remember their names until the next prefetch."""
-    _CACHE.clear()
-    plan = [(text, list(_sentences_to_read(text))) for text in dict.fromkeys(texts)]
+def review(items: Sequence[tuple[str, Sequence[Span]]]) -> list[list[Span]]:
+    """Names in each text that the first pass (its spans given alongside) did not already find."""
+    plan = [(text, list(passages_to_read(text, found))) for text, found in items]
     sentences = [sentence for _, chunks in plan for _, sentence in chunks]
-    if not sentences:
-        return
-    markups = iter(list(_tagger().map(sentences)))
-    for text, chunks in plan:
-        _CACHE[text] = _spans(text, [o for o, _ in chunks], [next(markups) for _ in chunks])
+    markups = iter(list(_tagger().map(sentences)) if sentences else [])
+    return [_spans(text, [o for o, _ in chunks], [next(markups) for _ in chunks]) for text, chunks in plan]
 
 
 @lru_cache(maxsize=1)
-def natasha_detector() -> Detector:
-    """A detector of PER spans; loading the model happens once per process, on first use."""
-
-    def detect(text: str) -> Iterator[Span]:
-        if text in _CACHE:
-            yield from _CACHE[text]
-            return
-        chunks = list(_sentences_to_read(text))
-        if chunks:
-            yield from _spans(text, [o for o, _ in chunks], list(_tagger().map([c for _, c in chunks])))
-
-    return detect
+def natasha_reviewer() -> Reviewer:
+    """The model as a second-pass detector; loading it happens once per process, on first use."""
+    return Reviewer(review)

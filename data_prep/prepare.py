@@ -20,8 +20,8 @@ from typing import Any
 
 from data_prep.card import ExampleStub, RecordOutcome, build_card, fertility, render_markdown
 from data_prep.config import RECORD_KIND_OF_FORMAT, TASKS_OF_KIND, DataConfig, SourceConfig, default_tasks
-from data_prep.convert import Converted, Plan, convert_record
-from data_prep.deid import scanned_texts
+from data_prep.convert import Converted, Plan, convert_records
+from data_prep.langid import detector
 from data_prep.prompts import Prompts
 from data_prep.quality import QualityGate, example_reject
 from data_prep.readers import SourceError, read_source
@@ -37,7 +37,7 @@ OUTPUT_FILES: tuple[str, ...] = (
     "data_card.json",
     "data_card.md",
 )
-CHUNK = 32
+CHUNK = 128
 FERTILITY_SAMPLE = 200
 
 
@@ -81,17 +81,7 @@ _WORKER_STATE: dict[str, Any] = {}
 
 def _convert_chunk(chunk: list[tuple[int, Record]]) -> list[Converted]:
     plans, counter = _WORKER_STATE["plans"], _WORKER_STATE["token_counter"]
-    ner_texts = [
-        text
-        for i, record in chunk
-        if plans[i].deid.enabled and plans[i].deid.ner and record.lang in ("ru", "kk", "auto")
-        for text in scanned_texts(record)
-    ]
-    if ner_texts:
-        from data_prep.ner import prefetch
-
-        prefetch(ner_texts)
-    return [convert_record(record, plans[i], counter) for i, record in chunk]
+    return convert_records([(record, plans[i]) for i, record in chunk], counter)
 
 
 def _chunks(items: Iterable[tuple[int, Record | Reject]]) -> Iterator[list[tuple[int, Record | Reject]]]:
@@ -120,6 +110,17 @@ def _one_blas_thread() -> None:
     threadpool_limits(1)
 
 
+def _load_models(plans: list[Plan]) -> None:
+    """Load lingua's and natasha's models before forking: the workers then share one copy instead of each
+    loading its own."""
+    if any(plan.lang_check != "off" or plan.source_lang == "auto" for plan in plans):
+        detector()
+    if any(plan.deid.enabled and plan.deid.ner and plan.source_lang in ("ru", "kk", "auto") for plan in plans):
+        from data_prep.ner import load_model
+
+        load_model()
+
+
 def _converted(
     items: Iterable[tuple[int, Record | Reject]],
     plans: list[Plan],
@@ -133,6 +134,7 @@ def _converted(
         for chunk in _chunks(items):
             yield from _convert_mixed(chunk)
         return
+    _load_models(plans)
     pool = multiprocessing.get_context("fork").Pool(workers, initializer=_one_blas_thread)
     pending: deque[Any] = deque()
     try:
@@ -346,7 +348,7 @@ def preview(config: DataConfig, limit: int) -> list[ChatExample]:
     for plan_index, item in items:
         if isinstance(item, Reject):
             continue
-        shown.extend(convert_record(item, plans[plan_index]).examples)
+        shown.extend(convert_records([(item, plans[plan_index])])[0].examples)
         if len(shown) >= limit:
             break
     return shown[:limit]

@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 
 from data_prep.config import DeidConfig
-from data_prep.deid import deidentify, pattern_detectors, redact_text
+from data_prep.deid import Span, deidentify, deidentify_many, pattern_detectors, redact_text
 from data_prep.deid_eval import detectors_for, load_heldout, load_testset, parse_labelled_notes, score
 from data_prep.national_ids import (
     cn_resident_valid,
@@ -24,6 +24,7 @@ from data_prep.national_ids import (
     oms_valid,
     snils_valid,
 )
+from data_prep.ner import passages_to_read
 from data_prep.records import Record
 
 
@@ -166,3 +167,38 @@ def test_a_record_scanned_as_one_text_keeps_its_fields_apart() -> None:
     assert joined.fields["complaints"].endswith("]") and joined.fields["history"][0].startswith("[")
     assert {k: joined.fields[k] for k in fields} == {k: with_nul.fields[k] for k in fields}
     assert counts["name"] == 2 and counts["phone"] == 1
+
+
+def test_the_name_model_reads_only_capitalised_words_the_patterns_left() -> None:
+    """natasha reads a few words around each capitalised word inside a sentence that no first-pass span
+    covers; sentence-initial words and words already found are not sent to it."""
+    text = (
+        "Лечащий врач Петров И.И. осмотрел. Артериальная гипертензия в течение 5 лет, терапию принимал"
+        " нерегулярно, из препаратов называет Конкор. Обсуждено с Эрастом Фандориным."
+    )
+    found = [Span(text.index("Петров"), text.index("И.И.") + 4, "name")]
+    passages = list(passages_to_read(text, found))
+    assert passages == [
+        (text.index("нерегулярно"), "нерегулярно, из препаратов называет Конкор."),
+        (text.index("Обсуждено"), "Обсуждено с Эрастом Фандориным."),
+    ]
+    assert all(text[offset : offset + len(passage)] == passage for offset, passage in passages)
+    assert len(list(passages_to_read(text))) == 3  # without the first pass, Петров's sentence is read too
+
+
+def test_records_deidentified_together_match_one_by_one() -> None:
+    """`deidentify_many` batches the name model over many records; the result is the same as one at a time."""
+    notes = [
+        ("ru", "Обсуждено с Эрастом Фандориным, тел. 8 701 111 22 33. Принимает Конкор."),
+        ("kk", "Науқас Әбенов Нұрлан Серікұлы, ЖСН 900101300123. Қызы Айгерім келді."),
+        ("zh", "患者王建国，男，65岁，电话13812345678。"),
+        ("ru", "Жалоб нет."),
+    ]
+    records = [Record(f"{lang}.jsonl", f"{lang}.jsonl:{n}", f"P{n}", lang, {"history": text})
+               for n, (lang, text) in enumerate(notes)]
+    config = DeidConfig(ner=True)
+    together = deidentify_many([(record, config, "salt") for record in records])
+    alone = [deidentify(record, config=config, salt="salt") for record in records]
+    assert together == alone
+    assert "Фандориным" not in together[0][0].fields["history"] and together[0][1]["name"] >= 1
+    assert together[3][0].fields["history"] == "Жалоб нет." and not together[3][1]
