@@ -1,14 +1,16 @@
 """Throughput and memory of `prepare` on generated clinic notes, with de-identification on.
 
-    python scripts/bench_prepare.py [--notes 100000] [--baseline 10000] [--ner] [--stages]
+    python scripts/bench_prepare.py [--notes 100000] [--baseline 10000] [--no-ner] [--stages]
 
 Writes N synthetic discharge notes (Russian, Kazakh and Chinese, each with names, ID numbers,
 phones, e-mails, addresses and dates in the text) as JSON Lines, prepares them with two worker
 processes (both cores), and prints records/s, records/s per core and the peak resident memory of
 the main process and of the largest worker. A single-process run on the first ``--baseline`` notes
-is printed beside it, with the ratio. ``--ner`` adds natasha's NER (far slower; see bench_deid.py).
-``--stages`` also prints milliseconds per note of the main stages on one core (de-identification with and
-without NER, lingua, MinHash), timed one by one on the baseline notes.
+is printed beside it, with the ratio. De-identification is the default one, natasha's NER included
+(every Russian and Kazakh note has a
+sentence the model must read: a drug's brand name); ``--no-ner`` leaves the model out. The model is
+loaded before the timed runs. ``--stages`` also prints milliseconds per note of the main stages on one
+core (de-identification with and without NER, lingua, MinHash), timed one by one on the baseline notes.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ from data_prep.prepare import prepare
 RU = (
     "Пациент {name}, СНИЛС {snils}, тел. {phone}, e-mail {email}, проживает: г. Тверь, ул. Ленина, д. {n}. "
     "Поступил {date} с жалобами на головные боли в затылочной области, головокружение, одышку при ходьбе до {n} м. "
-    "Артериальная гипертензия в течение {n} лет, терапию принимал нерегулярно. Лечащий врач {doctor}."
+    "Артериальная гипертензия в течение {n} лет, терапию принимал нерегулярно, из препаратов называет Конкор. "
+    "Лечащий врач {doctor}."
 )
 KK = (
     "Науқас {name}, ЖСН {iin}, тел. {phone}, мекенжайы: Алматы қ., Абай даңғылы, {n}-үй. {date} бас ауруы, "
-    "әлсіздік, ентігу шағымдарымен түсті. Артериялық гипертензия {n} жыл бойы. Емдеуші дәрігер {doctor}."
+    "әлсіздік, ентігу шағымдарымен түсті. Артериялық гипертензия {n} жыл бойы, үйде Конкор қабылдайды. "
+    "Емдеуші дәрігер {doctor}."
 )
 ZH = (
     "患者{zhname}，男，{n}岁，身份证号{cnid}，电话138{n8}，于{zhdate}因头痛头晕{n}天入院。既往高血压病史{n}年，"
@@ -112,8 +116,9 @@ def stage_times(path: Path) -> dict[str, float]:
     """Milliseconds per note of each main stage, on one core, for the notes in ``path``."""
     from data_prep.config import DeidConfig
     from data_prep.dedup import signature
-    from data_prep.deid import deidentify
+    from data_prep.deid import deidentify_many
     from data_prep.langid import detect_lang, record_text
+    from data_prep.prepare import CHUNK
     from data_prep.records import Record
 
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
@@ -123,10 +128,15 @@ def stage_times(path: Path) -> dict[str, float]:
         for n, row in enumerate(rows, start=1)
     ]
     texts = [record_text(r.fields, limit=10**9) for r in records]
-    deidentify(records[0], config=DeidConfig(ner=True))  # load the NER model outside the timing
+    chunks = [records[i : i + CHUNK] for i in range(0, len(records), CHUNK)]
+
+    def deid(config: DeidConfig) -> None:
+        for chunk in chunks:  # as `prepare` does: a chunk of records at a time
+            deidentify_many([(record, config, "bench") for record in chunk])
+
     stages = {
-        "de-identification, patterns": lambda: [deidentify(r, config=DeidConfig(ner=False)) for r in records],
-        "de-identification, +NER": lambda: [deidentify(r, config=DeidConfig(ner=True)) for r in records],
+        "de-identification, patterns": lambda: deid(DeidConfig(ner=False)),
+        "de-identification, +NER": lambda: deid(DeidConfig(ner=True)),
         "language check (lingua)": lambda: [detect_lang(record_text(r.fields)) for r in records],
         "MinHash, 2 per note": lambda: [signature(t) for t in texts for _ in range(2)],
     }
@@ -142,9 +152,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notes", type=int, default=100_000)
     parser.add_argument("--baseline", type=int, default=10_000)
-    parser.add_argument("--ner", action="store_true")
+    parser.add_argument("--no-ner", dest="ner", action="store_false", help="leave natasha's NER out")
     parser.add_argument("--stages", action="store_true", help="also time the main stages one by one")
     args = parser.parse_args()
+    if args.ner:
+        from data_prep.ner import _tagger
+
+        _tagger()  # loaded once here; the forked workers inherit it
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         notes, small = tmp_path / "notes.jsonl", tmp_path / "small.jsonl"
