@@ -16,6 +16,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from data_prep.config import DeidConfig
@@ -182,6 +183,9 @@ KK_CUES = (
     r"|келіні\w*|жиені\w*|бауыры\w*|күйеу\s+баласы\w*"
 )
 _CUE_WORD = re.compile(rf"(?i:{RU_CUES}|{KK_CUES})")
+WORD_MEMO = 1 << 16
+"""Words whose checks each process remembers: clinical notes repeat their vocabulary."""
+_is_cue_word = lru_cache(maxsize=WORD_MEMO)(_CUE_WORD.fullmatch)
 
 
 # --- pattern layer --------------------------------------------------------------------------------
@@ -247,9 +251,14 @@ def _name_shape_detector() -> Detector:
     # Matched one by one, not as one alternation: overlapping candidates ("Келіні Абдрахманова" and
     # "Абдрахманова Сәуле") must both be found and merged, not the first one only.
     compiled = [re.compile(p) for p in patterns]
+    with_initials = compiled[:4]
+    initial = re.compile(rf"[{CAP}]\.")
 
     def detect(text: str) -> Iterator[Span]:
+        has_initials = initial.search(text) is not None
         for regex in compiled:
+            if not has_initials and regex in with_initials:
+                continue
             for m in regex.finditer(text):
                 start = m.start()
                 if start and text[start - 1].isalpha():
@@ -271,7 +280,7 @@ def _name_cue_detector() -> Detector:
 
     def detect(text: str) -> Iterator[Span]:
         for m in before_capital.finditer(text):
-            if not _CUE_WORD.fullmatch(m.group(1)):
+            if not _is_cue_word(m.group(1)):
                 continue
             pos, end = m.end(), None
             for _ in range(3):
@@ -309,12 +318,13 @@ def _name_lexicon_detector() -> Detector:
     exact = {n.lower() for n in GIVEN_NAMES}
     stem_set = {_stem(n).lower() for n in GIVEN_NAMES if len(n) >= 5}
 
+    @lru_cache(maxsize=WORD_MEMO)
     def is_given(word: str) -> bool:
         lower = word.lower()
         return lower in exact or any(lower[:cut] in stem_set for cut in range(max(1, len(lower) - 4), len(lower) + 1))
 
     capitalised = re.compile(rf"(?<![\w.]){CAPWORD}(?!\w)")
-    name_like = re.compile(rf"{SURNAME_WORD}|{PATRONYMIC_WORD}")
+    name_like = lru_cache(maxsize=WORD_MEMO)(re.compile(rf"{SURNAME_WORD}|{PATRONYMIC_WORD}").fullmatch)
 
     def detect(text: str) -> Iterator[Span]:
         words = list(capitalised.finditer(text))
@@ -328,13 +338,13 @@ def _name_lexicon_detector() -> Detector:
             if not is_given(words[i].group()):
                 i += 1
                 continue
-            start = i - 1 if i > 0 and next_to(i - 1) and name_like.fullmatch(words[i - 1].group()) else i
+            start = i - 1 if i > 0 and next_to(i - 1) and name_like(words[i - 1].group()) else i
             end = i
             while (
                 end + 1 < len(words)
                 and end - i < 2
                 and next_to(end)
-                and (is_given(words[end + 1].group()) or name_like.fullmatch(words[end + 1].group()))
+                and (is_given(words[end + 1].group()) or name_like(words[end + 1].group()))
             ):
                 end += 1
             first = words[start].group()
@@ -403,24 +413,36 @@ def _chinese_name_detector() -> Detector:
     return detect
 
 
-DATE_PATTERNS = [
-    _starting_with(r"\d", p)
-    for p in (
-        r"(?<![\d.,])(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?:19|20)?\d{2}(?!\.?\d)",
-        r"(?<![\d/])(?:0?[1-9]|[12]\d|3[01])/(?:0?[1-9]|1[0-2])/(?:19|20)\d{2}(?![\d/])",
-        r"(?<![\d.\-/])(?:19|20)\d{2}[-./](?:0?[1-9]|1[0-2])[-./](?:0?[1-9]|[12]\d|3[01])(?![\d.\-/]?\d)",
-        r"(?<![\d.,])(?:0?[1-9]|1[0-2])\.(?:19|20)\d{2}(?!\.?\d)",
-        r"(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*[日号])?",
-        r"(?<!\d)\d{1,2}\s*月\s*\d{1,2}\s*[日号]",
-        rf"(?<!\d)\d{{1,2}}\s+(?i:{RU_MONTHS})(?:\s+(?:19|20)\d{{2}}(?:\s*(?:г\.|года?))?)?(?![\w])",
-        rf"(?:(?:19|20)\d{{2}}\s*(?:ж\.|жылғы)\s*)?(?<!\d)\d{{1,2}}\s+(?i:{KK_MONTHS})\w*(?:\s+(?:19|20)\d{{2}}(?:\s*ж\.)?)?",
-        rf"(?:19|20)\d{{2}}\s*(?:ж\.|жылғы)\s*(?i:{KK_MONTHS})\w*",
+RU_MONTH_STEMS = ("январ", "феврал", "март", "апрел", "июн", "июл", "август", "сентябр", "октябр", "ноябр", "декабр")
+DATE_PATTERNS: list[tuple[str, tuple[str, ...] | None]] = [
+    (_starting_with(r"\d", pattern), words)
+    for pattern, words in (
+        (r"(?<![\d.,])(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?:19|20)?\d{2}(?!\.?\d)", None),
+        (r"(?<![\d/])(?:0?[1-9]|[12]\d|3[01])/(?:0?[1-9]|1[0-2])/(?:19|20)\d{2}(?![\d/])", ("/",)),
+        (r"(?<![\d.\-/])(?:19|20)\d{2}[-./](?:0?[1-9]|1[0-2])[-./](?:0?[1-9]|[12]\d|3[01])(?![\d.\-/]?\d)", None),
+        (r"(?<![\d.,])(?:0?[1-9]|1[0-2])\.(?:19|20)\d{2}(?!\.?\d)", None),
+        (r"(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*[日号])?", ("年",)),
+        (r"(?<!\d)\d{1,2}\s*月\s*\d{1,2}\s*[日号]", ("月",)),
+        (
+            rf"(?<!\d)\d{{1,2}}\s+(?i:{RU_MONTHS})(?:\s+(?:19|20)\d{{2}}(?:\s*(?:г\.|года?))?)?(?![\w])",
+            (*RU_MONTH_STEMS, "мая"),
+        ),
+        (
+            rf"(?:(?:19|20)\d{{2}}\s*(?:ж\.|жылғы)\s*)?(?<!\d)\d{{1,2}}\s+(?i:{KK_MONTHS})\w*"
+            rf"(?:\s+(?:19|20)\d{{2}}(?:\s*ж\.)?)?",
+            tuple(KK_MONTHS.split("|")),
+        ),
+        (rf"(?:19|20)\d{{2}}\s*(?:ж\.|жылғы)\s*(?i:{KK_MONTHS})\w*", tuple(KK_MONTHS.split("|"))),
     )
 ] + [
-    _starting_with(
-        "[ЯяФфМмАаИиСсОоНнДд]", rf"(?<!\w)(?i:{RU_MONTHS_IN})\s+(?:19|20)\d{{2}}(?:\s*(?:г\.|года))?"
+    (
+        _starting_with(
+            "[ЯяФфМмАаИиСсОоНнДд]", rf"(?<!\w)(?i:{RU_MONTHS_IN})\s+(?:19|20)\d{{2}}(?:\s*(?:г\.|года))?"
+        ),
+        (*RU_MONTH_STEMS, "мае"),
     )
 ]
+"""Date patterns, each with words one of which (lower case) its every match contains (None: no such words)."""
 
 
 ADDRESS_PATTERNS = [
@@ -575,7 +597,10 @@ def pattern_detectors() -> list[Detector]:
         ),
         _regex_detector("phone", _starting_with("0", r"(?<![\d.,\-])0\d{2,3}-\d{7,8}(?!\d)")),
         _regex_detector("phone", _starting_with(r"\d", r"(?<![\d.,\-/])\d{3}-\d{2}-\d{2}(?![\d\-])")),
-        *[_regex_detector("date", p) for p in DATE_PATTERNS],
+        *[
+            _needs_words(_regex_detector("date", p), *words) if words else _regex_detector("date", p)
+            for p, words in DATE_PATTERNS
+        ],
         *[_needs_words(_regex_detector("address", p), *words) for p, words in zip(ADDRESS_PATTERNS, ADDRESS_WORDS,
                                                                                   strict=True)],
         _needs(_name_shape_detector(), _CYRILLIC_CAPITAL),

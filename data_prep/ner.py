@@ -59,12 +59,14 @@ def _intervals(spans: Sequence[Span]) -> tuple[list[int], list[int]]:
     return starts, ends
 
 
-def passages_to_read(text: str, found: Sequence[Span] = ()) -> Iterator[tuple[int, str]]:
-    """(offset, passage) around each capitalised word inside a sentence that no span of ``found`` covers:
-    the word with up to `CONTEXT_WORDS` words either side, within its sentence (the model's own view
-    reaches a few words either way; a whole long sentence costs it several times more)."""
+def passages_to_read(text: str, found: Sequence[Span] = ()) -> Iterator[tuple[int, str, tuple[int, ...]]]:
+    """(offset, passage, capitals) around each capitalised word inside a sentence that no span of ``found``
+    covers: the word with up to `CONTEXT_WORDS` words either side, within its sentence (the model's own
+    view reaches a few words either way; a whole long sentence costs it several times more), and the
+    positions of those capitalised words in ``text``."""
     starts, ends = _intervals(found)
     window: list[int] | None = None
+    asked: list[int] = []
     for capital in INNER_CAPITAL.finditer(text):
         pos = capital.start(1)
         if _covered(starts, ends, pos):
@@ -77,21 +79,26 @@ def passages_to_read(text: str, found: Sequence[Span] = ()) -> Iterator[tuple[in
         high = after.end() if after else pos
         if window is not None and low <= window[1]:
             window[1] = max(window[1], high)
+            asked.append(pos)
             continue
         if window is not None:
-            yield window[0], text[window[0] : window[1]]
-        window = [low, high]
+            yield window[0], text[window[0] : window[1]], tuple(asked)
+        window, asked = [low, high], [pos]
     if window is not None:
-        yield window[0], text[window[0] : window[1]]
+        yield window[0], text[window[0] : window[1]], tuple(asked)
 
 
-def _spans(text: str, offsets: list[int], markups: list[Any]) -> list[Span]:
+def _spans(text: str, passages: list[tuple[int, str, tuple[int, ...]]], markups: list[Any]) -> list[Span]:
+    """The model's person spans that hold one of the capitalised words it was asked about (a span of
+    sentence-initial words only is more often "Артериялық гипертензия" than a name the patterns missed)."""
     found = []
-    for offset, markup in zip(offsets, markups, strict=True):
+    for (offset, _, asked), markup in zip(passages, markups, strict=True):
         for span in markup.spans:
             if span.type != "PER":
                 continue
             candidate = Span(offset + span.start, offset + span.stop, "name")
+            if not any(candidate.start <= pos < candidate.end for pos in asked):
+                continue
             words = text[candidate.start : candidate.end]
             if not words[:1].isupper() or words.lower() in NOT_NAMES or _is_eponym(words):
                 continue
@@ -104,9 +111,9 @@ def _spans(text: str, offsets: list[int], markups: list[Any]) -> list[Span]:
 def review(items: Sequence[tuple[str, Sequence[Span]]]) -> list[list[Span]]:
     """Names in each text that the first pass (its spans given alongside) did not already find."""
     plan = [(text, list(passages_to_read(text, found))) for text, found in items]
-    sentences = [sentence for _, chunks in plan for _, sentence in chunks]
-    markups = iter(list(_tagger().map(sentences)) if sentences else [])
-    return [_spans(text, [o for o, _ in chunks], [next(markups) for _ in chunks]) for text, chunks in plan]
+    passages = [passage for _, chunks in plan for _, passage, _ in chunks]
+    markups = iter(list(_tagger().map(passages)) if passages else [])
+    return [_spans(text, chunks, [next(markups) for _ in chunks]) for text, chunks in plan]
 
 
 @lru_cache(maxsize=1)

@@ -179,10 +179,10 @@ def test_the_name_model_reads_only_capitalised_words_the_patterns_left() -> None
     found = [Span(text.index("Петров"), text.index("И.И.") + 4, "name")]
     passages = list(passages_to_read(text, found))
     assert passages == [
-        (text.index("нерегулярно"), "нерегулярно, из препаратов называет Конкор."),
-        (text.index("Обсуждено"), "Обсуждено с Эрастом Фандориным."),
+        (text.index("нерегулярно"), "нерегулярно, из препаратов называет Конкор.", (text.index("Конкор"),)),
+        (text.index("Обсуждено"), "Обсуждено с Эрастом Фандориным.", (text.index("Эрастом"), text.index("Фандор"))),
     ]
-    assert all(text[offset : offset + len(passage)] == passage for offset, passage in passages)
+    assert all(text[offset : offset + len(passage)] == passage for offset, passage, _ in passages)
     assert len(list(passages_to_read(text))) == 3  # without the first pass, Петров's sentence is read too
 
 
