@@ -49,10 +49,12 @@ def shingles(text: str) -> set[bytes]:
     """Word 3-grams, or character 4-grams when the text is mostly Chinese."""
     lowered = text.lower()
     if len(_CJK.findall(lowered)) * 3 > len(lowered):
-        compact = re.sub(r"\s+", "", lowered)
+        compact = "".join(lowered.split())
         return {compact[i : i + 4].encode() for i in range(max(1, len(compact) - 3))}
     words = _WORD.findall(lowered)
-    return {" ".join(words[i : i + 3]).encode() for i in range(max(1, len(words) - 2))}
+    if len(words) < 3:
+        return {" ".join(words).encode()}
+    return {f"{a} {b} {c}".encode() for a, b, c in zip(words, words[1:], words[2:], strict=False)}
 
 
 @lru_cache(maxsize=1)
