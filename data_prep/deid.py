@@ -391,8 +391,10 @@ def _chinese_name_detector() -> Detector:
     (王建国，男，65岁)."""
     cues = sorted(CHINESE_STRONG_CUES + CHINESE_WEAK_CUES, key=len, reverse=True)
     cue = re.compile(rf"(?P<cue>{'|'.join(cues)})[：:\s（(]*")
+    # A titled name starts a word, or follows a verb of contact (请联系徐医生, 由王主任会诊).
     titled = re.compile(
-        rf"(?<![{CJK}])((?:{'|'.join(CHINESE_COMPOUND_SURNAMES)}|[{CHINESE_SURNAMES}])[{CJK}]{{0,2}}?)(?={CHINESE_TITLES})"
+        rf"(?:(?<![{CJK}])|(?<=联系)|(?<=[请找由向给问]))"
+        rf"((?:{'|'.join(CHINESE_COMPOUND_SURNAMES)}|[{CHINESE_SURNAMES}])[{CJK}]{{0,2}}?)(?={CHINESE_TITLES})"
     )
     described = re.compile(
         rf"(?<![{CJK}])((?:{'|'.join(CHINESE_COMPOUND_SURNAMES)}|[{CHINESE_SURNAMES}])[{CJK}]{{1,2}})"
