@@ -176,7 +176,10 @@ class DeidConfig(BaseModel):
         description="Shift dates by a per-patient offset instead of replacing them, keeping intervals.",
     )
     max_shift_days: int = Field(default=365, ge=1, description="Largest date shift in days, either way.")
-    ner: bool = Field(default=True, description="Also find Russian/Kazakh person names with natasha's NER model.")
+    ner: bool = Field(
+        default=True,
+        description="Also find person names in Russian text with natasha's NER model (Kazakh names: patterns).",
+    )
 
 
 class SplitConfig(BaseModel):

@@ -16,12 +16,13 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from data_prep.records import ChatExample
 
 NUM_PERM = 64
 SCHEME = "affine32"
+SEED = 1
 _WORD = re.compile(r"\w+", re.UNICODE)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -60,7 +61,7 @@ def shingles(text: str) -> set[bytes]:
 @lru_cache(maxsize=1)
 def _permutations() -> Any:
     """Drawing the permutations costs more than hashing a note: draw them once per process (same seed)."""
-    return MinHash(num_perm=NUM_PERM, scheme=SCHEME).permutations
+    return MinHash(num_perm=NUM_PERM, scheme=SCHEME, seed=SEED).permutations
 
 
 def signature(text: str) -> np.ndarray:
@@ -79,7 +80,7 @@ class NearDuplicateIndex:
 
     def seen_before(self, hashvalues: np.ndarray) -> bool:
         """True for a near duplicate; otherwise the example is remembered and False returned."""
-        minhash = MinHash(num_perm=NUM_PERM, hashvalues=hashvalues, scheme=SCHEME, permutations=_permutations())
+        minhash = LeanMinHash(seed=SEED, hashvalues=hashvalues, scheme=SCHEME)  # the index needs no permutations
         if self._lsh.query(minhash):
             return True
         self._lsh.insert(str(self._count), minhash)

@@ -6,8 +6,10 @@ second uses patterns (ID numbers, phones, e-mails, dates, name shapes and cues) 
 numbers the record does not declare, such as relatives. Both report spans; overlapping spans are
 merged and each becomes one placeholder, so a name is never half-replaced.
 
-Detectors are plain callables ``text -> spans``: a named-entity model or checksum-aware detector
-can be passed to ``deidentify`` as ``extra_detectors`` without touching this module.
+Detectors are plain callables ``text -> spans``: a checksum-aware detector can be passed to
+``deidentify`` as ``extra_detectors`` without touching this module. A `Reviewer` (natasha's NER) runs
+after them, sees what they found and reads only what is left, for many records in one batch
+(`deidentify_many`).
 """
 
 from __future__ import annotations
@@ -935,7 +937,7 @@ def _joined(strings: list[str]) -> str | None:
 def detectors_of(record: Record, config: DeidConfig, extra: Sequence[AnyDetector] = ()) -> list[AnyDetector]:
     """The record's own identifiers, the patterns, ``extra`` and, when asked for, the named-entity model."""
     detectors: list[AnyDetector] = [known_identifier_detector(record), *_PATTERN_DETECTORS, *extra]
-    if config.ner and record.lang in ("ru", "kk"):
+    if config.ner and record.lang == "ru":
         from data_prep.ner import natasha_reviewer
 
         detectors.append(natasha_reviewer())

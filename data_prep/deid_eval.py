@@ -57,7 +57,7 @@ def load_heldout(lang: str) -> list[dict[str, Any]]:
 
 def detectors_for(lang: str, ner: bool) -> list[AnyDetector]:
     detectors: list[AnyDetector] = [*pattern_detectors()]
-    if ner and lang in ("ru", "kk"):
+    if ner and lang == "ru":
         from data_prep.ner import natasha_reviewer
 
         detectors.append(natasha_reviewer())

@@ -1,4 +1,8 @@
-"""Person names found by natasha's Russian named-entity model (it also knows many Kazakh names).
+"""Person names in Russian text found by natasha's Russian named-entity model.
+
+Kazakh text is left to the pattern layer (patronymics in -ұлы/-қызы, surname endings, the name
+lexicon): on the labelled Kazakh notes the model found no name the patterns missed, and it took
+capitalised Kazakh words (Артериялық) for names.
 
 The model costs far more per word than every pattern together, and most of a clinical note needs it
 not: it reads only the capitalised words inside sentences (sentence-initial names are the pattern

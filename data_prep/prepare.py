@@ -115,7 +115,7 @@ def _load_models(plans: list[Plan]) -> None:
     loading its own."""
     if any(plan.lang_check != "off" or plan.source_lang == "auto" for plan in plans):
         detector()
-    if any(plan.deid.enabled and plan.deid.ner and plan.source_lang in ("ru", "kk", "auto") for plan in plans):
+    if any(plan.deid.enabled and plan.deid.ner and plan.source_lang in ("ru", "auto") for plan in plans):
         from data_prep.ner import load_model
 
         load_model()

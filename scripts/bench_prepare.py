@@ -6,11 +6,11 @@ Writes N synthetic discharge notes (Russian, Kazakh and Chinese, each with names
 phones, e-mails, addresses and dates in the text) as JSON Lines, prepares them with two worker
 processes (both cores), and prints records/s, records/s per core and the peak resident memory of
 the main process and of the largest worker. A single-process run on the first ``--baseline`` notes
-is printed beside it, with the ratio. De-identification is the default one, natasha's NER included
-(every Russian and Kazakh note has a
-sentence the model must read: a drug's brand name); ``--no-ner`` leaves the model out. The model is
-loaded before the timed runs. ``--stages`` also prints milliseconds per note of the main stages on one
-core (de-identification with and without NER, lingua, MinHash), timed one by one on the baseline notes.
+is printed beside it, with the ratio. De-identification is the default one, natasha's NER included (it
+reads Russian text, and every Russian note has a word it must read: a drug's brand name); ``--no-ner``
+leaves the model out. The model is loaded before the timed runs. ``--stages`` also prints milliseconds
+per note of the main stages on one core (de-identification with and without NER, lingua, MinHash), timed
+one by one on the baseline notes.
 """
 
 from __future__ import annotations
