@@ -246,7 +246,7 @@ def _name_shape_detector() -> Detector:
         rf"{CAPWORD}\s+{TWO_INITIALS}",
         rf"{INITIALS}\s?{SURNAME_WORD}",
         rf"{TWO_INITIALS}\s?{CAPWORD}",
-        rf"(?:{CAPWORD}\s+){{0,2}}{PATRONYMIC_WORD}(?:\s+{SURNAME_WORD})?",
+        _starting_with(f"[{CAP}]", rf"(?:{CAPWORD}\s+){{0,2}}{PATRONYMIC_WORD}(?:\s+{SURNAME_WORD})?"),
         rf"{SURNAME_OV_WORD}\s+{CAPWORD}",
         rf"{CAPWORD}\s+{SURNAME_OV_WORD}",
     ]
