@@ -76,7 +76,7 @@ def convert_records(
     jobs: Sequence[tuple[Record, Plan]], token_counter: MessagesTokenCounter | None = None
 ) -> list[Converted]:
     """Records → examples (or rejects), measured for the quality gate that runs afterwards. Records are
-    de-identified together, so the named-entity model reads all their sentences in one batch."""
+    de-identified together, so the named-entity model reads what it must of all of them in one batch."""
     outcomes: list[Converted | None] = []
     resolved: list[tuple[Record, str | None]] = []
     for record, plan in jobs:
