@@ -241,33 +241,55 @@ def _trim_leading_non_names(text: str, span: Span) -> Span | None:
 
 def _name_shape_detector() -> Detector:
     """Russian/Kazakh person names by shape: initials, patronymics, surname endings."""
-    patterns = [
-        rf"{SURNAME_WORD}\s+{INITIALS}",
-        rf"{CAPWORD}\s+{TWO_INITIALS}",
-        rf"{INITIALS}\s?{SURNAME_WORD}",
-        rf"{TWO_INITIALS}\s?{CAPWORD}",
-        _starting_with(f"[{CAP}]", rf"(?:{CAPWORD}\s+){{0,2}}{PATRONYMIC_WORD}(?:\s+{SURNAME_WORD})?"),
-        rf"{SURNAME_OV_WORD}\s+{CAPWORD}",
-        rf"{CAPWORD}\s+{SURNAME_OV_WORD}",
+    with_initials = [
+        re.compile(p)
+        for p in (
+            rf"{SURNAME_WORD}\s+{INITIALS}",
+            rf"{CAPWORD}\s+{TWO_INITIALS}",
+            rf"{INITIALS}\s?{SURNAME_WORD}",
+            rf"{TWO_INITIALS}\s?{CAPWORD}",
+        )
     ]
-    # Matched one by one, not as one alternation: overlapping candidates ("Келіні Абдрахманова" and
-    # "Абдрахманова Сәуле") must both be found and merged, not the first one only.
-    compiled = [re.compile(p) for p in patterns]
-    with_initials = compiled[:4]
     initial = re.compile(rf"[{CAP}]\.")
+    capitalised = re.compile(CAPWORD)
+    # The word checks are remembered: a note's vocabulary repeats across notes.
+    is_surname = lru_cache(maxsize=WORD_MEMO)(re.compile(SURNAME_WORD).fullmatch)
+    is_ov_surname = lru_cache(maxsize=WORD_MEMO)(re.compile(SURNAME_OV_WORD).fullmatch)
+    is_patronymic = lru_cache(maxsize=WORD_MEMO)(re.compile(PATRONYMIC_WORD).fullmatch)
+
+    def candidates(text: str) -> Iterator[tuple[int, int]]:
+        # Initials next to a surname or word, each pattern on its own: overlapping candidates must all be
+        # found and merged, not the first one only.
+        if initial.search(text) is not None:
+            for regex in with_initials:
+                for m in regex.finditer(text):
+                    yield m.start(), m.end()
+        # Patronymics (with up to two names before and a surname after) and -ов/-ев/-ский surnames next to
+        # another capitalised word, over the text's capitalised words found once.
+        words = list(capitalised.finditer(text))
+
+        def next_to(i: int) -> bool:  # words i and i + 1 are separated by spaces only
+            gap = text[words[i].end() : words[i + 1].start()]
+            return bool(gap) and gap.isspace()
+
+        for i, word in enumerate(words):
+            token = word.group()
+            if is_patronymic(token):
+                first = i
+                while first > max(0, i - 2) and next_to(first - 1):
+                    first -= 1
+                last = i + 1 if i + 1 < len(words) and next_to(i) and is_surname(words[i + 1].group()) else i
+                yield words[first].start(), words[last].end()
+            if i + 1 < len(words) and next_to(i) and (is_ov_surname(token) or is_ov_surname(words[i + 1].group())):
+                yield word.start(), words[i + 1].end()
 
     def detect(text: str) -> Iterator[Span]:
-        has_initials = initial.search(text) is not None
-        for regex in compiled:
-            if not has_initials and regex in with_initials:
+        for start, end in candidates(text):
+            if start and text[start - 1].isalpha():
                 continue
-            for m in regex.finditer(text):
-                start = m.start()
-                if start and text[start - 1].isalpha():
-                    continue
-                span = _trim_leading_non_names(text, Span(start, m.end(), "name"))
-                if span is not None and not _is_eponym(text[span.start : span.end]):
-                    yield span
+            span = _trim_leading_non_names(text, Span(start, end, "name"))
+            if span is not None and not _is_eponym(text[span.start : span.end]):
+                yield span
 
     return detect
 
