@@ -221,15 +221,20 @@ def _regex_detector(kind: str, pattern: str, flags: int = 0, group: int = 0) -> 
     return _needs_digits(detect, pattern) if kind in DIGIT_KINDS else detect
 
 
+_WORD = re.compile(r"\w+")
+_NON_SPACE = re.compile(r"\S+")
+_SPACES = re.compile(r"\s+")
+
+
 def _is_eponym(text: str) -> bool:
     """Eponyms name diseases and tests (болезнь Бехтерева, проба Реберга), not the people in a note."""
-    return any(word.lower().startswith(EPONYM_STEMS) for word in re.findall(r"\w+", text))
+    return any(word.lower().startswith(EPONYM_STEMS) for word in _WORD.findall(text))
 
 
 def _trim_leading_non_names(text: str, span: Span) -> Span | None:
     """Drop leading words such as "Пациентка" that a name pattern swept in."""
     start = span.start
-    for word in re.finditer(r"\S+", text[span.start : span.end]):
+    for word in _NON_SPACE.finditer(text[span.start : span.end]):
         bare = word.group().lower().strip(".,")
         if bare not in NOT_NAMES and not _CUE_WORD.fullmatch(bare):
             break
@@ -317,10 +322,10 @@ def _name_cue_detector() -> Detector:
                 if token.lower() in NOT_NAMES or _is_eponym(token):
                     break
                 end = w.end()
-                nxt = re.match(r"\s+", text[end:])
+                nxt = _SPACES.match(text, end)
                 if not nxt:
                     break
-                pos = end + nxt.end()
+                pos = nxt.end()
             if end is not None:
                 yield Span(m.end(), end, "name")
 
