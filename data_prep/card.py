@@ -129,19 +129,12 @@ def _example_counts(
     splits: Mapping[str, Sequence[ChatExample]],
     key: Callable[[ChatExample], str],
 ) -> dict:
-    table: dict[str, Counter[str]] = defaultdict(Counter)
-    for name, group in (("made", made), ("rejected", rejected)):
-        for example in group:
-            table[key(example)][name] += 1
-    for split in SPLITS:
-        for example in splits.get(split, []):
-            table[key(example)]["written"] += 1
-            table[key(example)][split] += 1
-    for example in splits.get("eval_only", []):
-        table[key(example)]["written"] += 1
-        table[key(example)]["eval_only"] += 1
-    columns = ("made", "written", "rejected", *SPLITS, "eval_only")
-    return {k: {c: v[c] for c in columns} for k, v in sorted(table.items())}
+    outputs = (*SPLITS, "eval_only")
+    counts = {"made": Counter(map(key, made)), "rejected": Counter(map(key, rejected))}
+    counts.update({name: Counter(map(key, splits.get(name, []))) for name in outputs})
+    counts["written"] = sum((counts[name] for name in outputs), Counter())
+    columns = ("made", "written", "rejected", *outputs)
+    return {k: {c: counts[c][k] for c in columns} for k in sorted(set().union(*counts.values()))}
 
 
 def _patients_disjoint(splits: Mapping[str, Sequence[ChatExample]]) -> bool:
