@@ -445,11 +445,14 @@ def _chinese_name_detector() -> Detector:
 
 
 RU_MONTH_STEMS = ("январ", "феврал", "март", "апрел", "июн", "июл", "август", "сентябр", "октябр", "ноябр", "декабр")
-DATE_PATTERNS: list[tuple[str, tuple[str, ...] | None]] = [
+DATE_PATTERNS: list[tuple[str, tuple[str, ...] | re.Pattern[str] | None]] = [
     (_starting_with(r"\d", pattern), words)
     for pattern, words in (
         (r"(?<![\d.,])(?:0?[1-9]|[12]\d|3[01])\.(?:0?[1-9]|1[0-2])\.(?:19|20)?\d{2}(?!\.?\d)", None),
-        (r"(?<![\d/])(?:0?[1-9]|[12]\d|3[01])/(?:0?[1-9]|1[0-2])/(?:19|20)\d{2}(?![\d/])", ("/",)),
+        (
+            r"(?<![\d/])(?:0?[1-9]|[12]\d|3[01])/(?:0?[1-9]|1[0-2])/(?:19|20)\d{2}(?![\d/])",
+            re.compile(r"/(?:0?[1-9]|1[0-2])/(?:19|20)\d"),
+        ),
         (r"(?<![\d.\-/])(?:19|20)\d{2}[-./](?:0?[1-9]|1[0-2])[-./](?:0?[1-9]|[12]\d|3[01])(?![\d.\-/]?\d)", None),
         (r"(?<![\d.,])(?:0?[1-9]|1[0-2])\.(?:19|20)\d{2}(?!\.?\d)", None),
         (r"(?:19|20)\d{2}\s*年\s*\d{1,2}\s*月(?:\s*\d{1,2}\s*[日号])?", ("年",)),
@@ -473,7 +476,8 @@ DATE_PATTERNS: list[tuple[str, tuple[str, ...] | None]] = [
         (*RU_MONTH_STEMS, "мае"),
     )
 ]
-"""Date patterns, each with words one of which (lower case) its every match contains (None: no such words)."""
+"""Date patterns, each with words one of which (lower case) its every match contains, or a pattern (opening with
+a literal, so cheap to search) that finds a part of every match; None: neither."""
 
 
 ADDRESS_PATTERNS = [
@@ -548,6 +552,16 @@ def _needs_words(detector: Detector, *words: str) -> Detector:
     """Mark a detector whose every match contains one of ``words`` (lower case): other text skips it."""
     detector.words = words  # type: ignore[attr-defined]
     return detector
+
+
+_DASH_SEVEN = re.compile(r"-\d{7}")
+"""Part of every Chinese landline number (010-12345678), cheap to search for."""
+
+
+def _gated(detector: Detector, gate: tuple[str, ...] | re.Pattern[str] | None) -> Detector:
+    if isinstance(gate, re.Pattern):
+        return _needs(detector, gate)
+    return _needs_words(detector, *gate) if gate else detector
 
 
 MRN_FIRST = "[№NнНиИмМаАкК病住门IM]"
@@ -626,12 +640,9 @@ def pattern_detectors() -> list[Detector]:
             "phone",
             _starting_with(r"[\s+18]", r"(?<![0-9A-Za-z+])(?:\+?\s?86[\s\-]?)?1[3-9]\d[\s\-]?\d{4}[\s\-]?\d{4}(?!\d)"),
         ),
-        _regex_detector("phone", _starting_with("0", r"(?<![\d.,\-])0\d{2,3}-\d{7,8}(?!\d)")),
+        _needs(_regex_detector("phone", _starting_with("0", r"(?<![\d.,\-])0\d{2,3}-\d{7,8}(?!\d)")), _DASH_SEVEN),
         _regex_detector("phone", _starting_with(r"\d", r"(?<![\d.,\-/])\d{3}-\d{2}-\d{2}(?![\d\-])")),
-        *[
-            _needs_words(_regex_detector("date", p), *words) if words else _regex_detector("date", p)
-            for p, words in DATE_PATTERNS
-        ],
+        *[_gated(_regex_detector("date", p), gate) for p, gate in DATE_PATTERNS],
         *[_needs_words(_regex_detector("address", p), *words) for p, words in zip(ADDRESS_PATTERNS, ADDRESS_WORDS,
                                                                                   strict=True)],
         _needs(_name_shape_detector(), _CYRILLIC_CAPITAL),
