@@ -567,7 +567,7 @@ def _gated(detector: Detector, gate: tuple[str, ...] | re.Pattern[str] | None) -
 MRN_FIRST = "[№NнНиИмМаАкК病住门IM]"
 """Every first character of a medical record number cue (both cases where the cue ignores case)."""
 MRN_WORDS = (
-    "истори", "карт", "мкаб", "мксб", "иб", "ауру", "病历号", "住院号", "门诊号", "病案号", "id号", "mrn", "record",
+    "истори", "карт", "мкаб", "мксб", "иб", "тарих", "病历号", "住院号", "门诊号", "病案号", "id号", "mrn", "record",
 )
 """Words one of which (lower case) every medical record number cue contains."""
 
