@@ -516,16 +516,35 @@ def _validated_detector(kind: str, pattern: str, valid: Callable[[str], bool]) -
     return detect
 
 
-def _twelve_digit_detector() -> Detector:
-    """12 digits: a Kazakh ИИН/БИН or a Russian personal ИНН, told apart by their checksums."""
-    compiled = re.compile(_starting_with(r"\d", r"(?<![\d\-])\d{12}(?![\d\-])"))
+def _long_number_detector() -> Detector:
+    """Runs of 12 or more digits that pass a checksum: 12 digits a Kazakh ИИН/БИН or a Russian personal ИНН,
+    16 an OMS policy, 17 and a check character a Chinese resident ID. One scan finds the runs; each kind
+    then checks its own neighbours (a hyphen ends a Chinese ID but not the others' numbers; a Latin letter
+    the other way round)."""
+    runs = re.compile(_starting_with(r"\d", r"(?<!\d)\d{12,}(?!\d)"))
+
+    latin_or_digit = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
     def detect(text: str) -> Iterator[Span]:
-        for m in compiled.finditer(text):
-            if iin_valid(m.group()):
-                yield Span(m.start(), m.end(), "iin")
-            elif inn_valid(m.group()):
-                yield Span(m.start(), m.end(), "inn")
+        for m in runs.finditer(text):
+            start, end = m.span()
+            before = text[start - 1] if start else ""
+            after = text[end] if end < len(text) else ""
+            number = m.group()
+            if after in "Xx" and after and len(number) == 17:
+                end, number = end + 1, number + after
+                after = text[end] if end < len(text) else ""
+            if len(number) == 18:
+                alone = before not in latin_or_digit and after not in latin_or_digit
+                if alone and number[6:8] in ("19", "20") and cn_resident_valid(number):
+                    yield Span(start, end, "resident_id")
+            elif before != "-" and after != "-":
+                if len(number) == 12 and iin_valid(number):
+                    yield Span(start, end, "iin")
+                elif len(number) == 12 and inn_valid(number):
+                    yield Span(start, end, "inn")
+                elif len(number) == 16 and oms_valid(number):
+                    yield Span(start, end, "oms")
 
     detect.digits_only = True  # type: ignore[attr-defined]
     return detect
@@ -578,15 +597,10 @@ MRN_WORDS = (
 def pattern_detectors() -> list[Detector]:
     """Detectors that need no knowledge of the record: numbers, contacts, dates, name shapes."""
     return [
-        _needs(_validated_detector(
-            "resident_id",
-            _starting_with(r"\d", r"(?<![0-9A-Za-z])\d{6}(?:19|20)\d{2}\d{7}[\dXx](?![0-9A-Za-z])"),
-            cn_resident_valid,
-        ), _LONG_DIGIT_RUN),
+        _needs(_long_number_detector(), _LONG_DIGIT_RUN),
         _needs_words(_regex_detector(
             "resident_id", r"身份证(?:号码?)?[：:\s]*([0-9]{15,17}[0-9Xx])(?![0-9A-Za-z])", group=1
         ), "身份证"),
-        _needs(_twelve_digit_detector(), _LONG_DIGIT_RUN),
         _needs_words(_regex_detector(
             "iin", _starting_with("[ИиЖжБбIi]", r"(?i:ИИН|ЖСН|БИН|IIN)[\s:№]*(\d(?:[\s-]?\d){11})(?!\d)"), group=1
         ),
@@ -606,10 +620,6 @@ def pattern_detectors() -> list[Detector]:
             _starting_with("[ПпОоЕе]", r"(?i:полис\w*(?:\s+ОМС)?|ОМС|ЕНП)[\s:№]*(\d(?:[\s-]?\d){15})(?!\d)"),
             group=1,
         ), "полис", "омс", "енп"),
-        _needs(
-            _validated_detector("oms", _starting_with(r"\d", r"(?<![\d\-])\d{16}(?![\d\-])"), oms_valid),
-            _LONG_DIGIT_RUN,
-        ),
         _needs_words(_regex_detector(
             "passport",
             _starting_with(
