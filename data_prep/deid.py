@@ -651,7 +651,9 @@ def pattern_detectors() -> list[Detector]:
         ),
         _regex_detector(
             "phone",
-            _starting_with(r"[\s+18]", r"(?<![0-9A-Za-z+])(?:\+?\s?86[\s\-]?)?1[3-9]\d[\s\-]?\d{4}[\s\-]?\d{4}(?!\d)"),
+            _starting_with(
+                "[+81]", r"(?<![0-9A-Za-z+])(?:\+\s?86[\s\-]?|86[\s\-]?)?1[3-9]\d[\s\-]?\d{4}[\s\-]?\d{4}(?!\d)"
+            ),
         ),
         _needs(_regex_detector("phone", _starting_with("0", r"(?<![\d.,\-])0\d{2,3}-\d{7,8}(?!\d)")), _DASH_SEVEN),
         _regex_detector("phone", _starting_with(r"\d", r"(?<![\d.,\-/])\d{3}-\d{2}-\d{2}(?![\d\-])")),
