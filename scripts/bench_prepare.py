@@ -30,22 +30,61 @@ from data_prep.prepare import prepare
 
 RU = (
     "Пациент {name}, СНИЛС {snils}, тел. {phone}, e-mail {email}, проживает: г. Тверь, ул. Ленина, д. {n}. "
-    "Поступил {date} с жалобами на головные боли в затылочной области, головокружение, одышку при ходьбе до {n} м. "
-    "Артериальная гипертензия в течение {n} лет, терапию принимал нерегулярно, из препаратов называет Конкор. "
-    "Лечащий врач {doctor}."
+    "Поступил {date} с жалобами на {complaints}. {diagnosis} в анамнезе {years} лет, терапию принимал {adherence}, "
+    "из препаратов называет {brand}. Лечащий врач {doctor}."
 )
 KK = (
-    "Науқас {name}, ЖСН {iin}, тел. {phone}, мекенжайы: Алматы қ., Абай даңғылы, {n}-үй. {date} бас ауруы, "
-    "әлсіздік, ентігу шағымдарымен түсті. Артериялық гипертензия {n} жыл бойы, үйде Конкор қабылдайды. "
-    "Емдеуші дәрігер {doctor}."
+    "Науқас {name}, ЖСН {iin}, тел. {phone}, мекенжайы: Алматы қ., Абай даңғылы, {n}-үй. {date} {complaints} "
+    "шағымдарымен түсті. {diagnosis} {years} жыл бойы, үйде {brand} қабылдайды. Емдеуші дәрігер {doctor}."
 )
 ZH = (
-    "患者{zhname}，男，{n}岁，身份证号{cnid}，电话138{n8}，于{zhdate}因头痛头晕{n}天入院。既往高血压病史{n}年，"
-    "服药不规律。主治医师：{zhdoctor}。"
+    "患者{zhname}，{sex}，{age}岁，身份证号{cnid}，电话138{n8}，于{zhdate}因{complaints}{n}天入院。既往{diagnosis}病史{years}年，"
+    "服药{adherence}。主治医师：{zhdoctor}。"
 )
 RU_NAMES = ["Иванов Пётр Сергеевич", "Смирнова Ольга Николаевна", "Кузнецов Андрей Игоревич", "Попова Мария Павловна"]
 KK_NAMES = ["Әбенов Нұрлан Серікұлы", "Сейітова Айгүл Қайратқызы", "Омаров Бекжан Ерланұлы"]
 ZH_NAMES = ["王建国", "李秀英", "张伟", "刘洋", "陈静"]
+# Clinical content drawn per note, so that de-identified notes differ as real ones do (a few template notes
+# would make most examples exact duplicates, and the benchmark would mostly measure their rejection).
+COMPLAINTS = {
+    "ru": ["головные боли", "головокружение", "одышку при ходьбе", "боли в груди при нагрузке", "сердцебиение",
+           "отёки голеней", "слабость", "кашель с мокротой", "повышение температуры до 38 °C", "боли в эпигастрии",
+           "тошноту", "нарушение сна"],
+    "kk": ["бас ауруы", "әлсіздік", "ентігу", "жүрек қағуы", "кеуде ауыруы", "жөтел", "аяқтың ісінуі",
+           "дене қызуының көтерілуі", "ұйқының бұзылуы", "жүрек айнуы"],
+    "zh": ["头痛", "头晕", "胸闷", "气短", "心悸", "咳嗽", "发热", "乏力", "恶心", "腹痛", "下肢水肿", "失眠"],
+}
+DIAGNOSES = {
+    "ru": [("Гипертоническая болезнь II стадии", "I11.9"), ("Ишемическая болезнь сердца", "I25.9"),
+           ("Хроническая сердечная недостаточность", "I50.0"), ("Сахарный диабет 2 типа", "E11.9"),
+           ("Внебольничная пневмония", "J18.9"), ("Хронический гастрит", "K29.5"), ("ХОБЛ", "J44.1"),
+           ("Фибрилляция предсердий", "I48.9")],
+    "kk": [("Артериялық гипертензия", "I10"), ("Жүректің ишемиялық ауруы", "I25.9"), ("Қант диабеті 2 типі", "E11.9"),
+           ("Пневмония", "J18.9"), ("Созылмалы гастрит", "K29.5"), ("Жүрек жеткіліксіздігі", "I50.0")],
+    "zh": [("高血压病", "I11.9"), ("冠心病", "I25.1"), ("2型糖尿病", "E11.9"), ("社区获得性肺炎", "J18.9"),
+           ("慢性胃炎", "K29.5"), ("心力衰竭", "I50.0")],
+}
+BRANDS = ["Конкор", "Престариум", "Лозап", "Кардиомагнил", "Аторис", "Глюкофаж", "Омез", "Беродуал"]
+DRUGS = {
+    "ru": ["Эналаприл 10 мг утром", "Бисопролол 5 мг утром", "Аторвастатин 20 мг вечером",
+           "Метформин 1000 мг 2 раза в день", "Омепразол 20 мг утром", "Амоксициллин 500 мг 3 раза в день",
+           "Фуросемид 40 мг утром", "Ацетилсалициловая кислота 100 мг вечером"],
+    "zh": ["氨氯地平 5mg 每日一次", "二甲双胍 0.5g 每日两次", "阿托伐他汀 20mg 每晚一次", "阿司匹林 100mg 每日一次",
+           "奥美拉唑 20mg 每日一次", "呋塞米 20mg 每日一次"],
+}
+DRUGS["kk"] = DRUGS["ru"]
+LABS = [  # (ru/kk name, zh name, unit, low, high, lowest, highest)
+    ("Гемоглобин", "血红蛋白", "г/л", 120, 160, 90, 170), ("Глюкоза", "葡萄糖", "ммоль/л", 3.9, 6.1, 3.5, 12.0),
+    ("Креатинин", "肌酐", "мкмоль/л", 62, 115, 50, 200), ("Лейкоциты", "白细胞", "10^9/л", 4.0, 9.0, 3.0, 15.0),
+    ("Холестерин", "总胆固醇", "ммоль/л", 3.0, 5.2, 3.0, 8.5), ("АЛТ", "谷丙转氨酶", "Ед/л", 0, 41, 10, 120),
+]
+ADVICE = {
+    "ru": ["Контроль АД", "Диета с ограничением соли", "Контроль гликемии", "Повторный анализ крови",
+           "Консультация кардиолога", "ЭКГ в динамике"],
+    "kk": ["Қан қысымын бақылау", "Тұзды шектеу", "Қан талдауын қайталау", "Кардиолог кеңесі", "ЭКГ бақылау"],
+    "zh": ["监测血压", "低盐饮食", "复查血常规", "心内科随诊", "监测血糖"],
+}
+VISIT = {"ru": "визит через {n} дней", "kk": "{n} күннен кейін қайта келу", "zh": "{n}天后复诊"}
 
 
 def generate(path: Path, count: int, seed: int = 0) -> None:
@@ -55,6 +94,8 @@ def generate(path: Path, count: int, seed: int = 0) -> None:
             lang = ("ru", "kk", "zh")[i % 3]
             n = rng.randint(2, 60)
             date = f"{rng.randint(1, 28):02d}.{rng.randint(1, 12):02d}.20{rng.randint(15, 25)}"
+            diagnosis, icd10 = rng.choice(DIAGNOSES[lang])
+            complaints = rng.sample(COMPLAINTS[lang], rng.randint(2, 4))
             values = {
                 "name": rng.choice(RU_NAMES if lang == "ru" else KK_NAMES),
                 "doctor": rng.choice(RU_NAMES),
@@ -62,6 +103,9 @@ def generate(path: Path, count: int, seed: int = 0) -> None:
                 "iin": fake_iin(rng),
                 "cnid": fake_cn_resident(rng),
                 "n": n,
+                "years": rng.randint(1, 25),
+                "age": rng.randint(30, 85),
+                "sex": rng.choice(["男", "女"]),
                 "phone": f"+7 9{rng.randint(10, 99)} {rng.randint(100, 999)}-{rng.randint(10, 99)}-{rng.randint(10, 99)}",  # noqa: E501
                 "email": f"user{i}@mail.ru",
                 "date": date,
@@ -69,32 +113,34 @@ def generate(path: Path, count: int, seed: int = 0) -> None:
                 "zhname": rng.choice(ZH_NAMES),
                 "zhdoctor": rng.choice(ZH_NAMES),
                 "zhdate": f"20{rng.randint(15, 25)}年{rng.randint(1, 12)}月{rng.randint(1, 28)}日",
+                "complaints": ("、" if lang == "zh" else ", ").join(complaints),
+                "diagnosis": diagnosis,
+                "brand": rng.choice(BRANDS),
+                "adherence": rng.choice(
+                    {"ru": ["нерегулярно", "регулярно"], "kk": ["тұрақты"], "zh": ["不规律", "规律"]}[lang]
+                ),
             }
             history = {"ru": RU, "kk": KK, "zh": ZH}[lang].format(**values)
-            diagnosis = {
-                "ru": "Гипертоническая болезнь II стадии",
-                "kk": "Артериялық гипертензия",
-                "zh": "高血压病2级",
-            }[lang]
             labs = [
                 {
-                    "name": "Гемоглобин" if lang != "zh" else "血红蛋白",
-                    "value": rng.randint(90, 170),
-                    "unit": "г/л" if lang != "zh" else "g/L",
-                    "ref_low": 120,
-                    "ref_high": 160,
+                    "name": ru_name if lang != "zh" else zh_name,
+                    "value": round(rng.uniform(lowest, highest), 1),
+                    "unit": unit,
+                    "ref_low": low,
+                    "ref_high": high,
                 }
+                for ru_name, zh_name, unit, low, high, lowest, highest in rng.sample(LABS, rng.randint(2, 4))
             ]
             row = {
                 "patient_id": f"P{i // 2}",
                 "lang": lang,
-                "complaints": history.split(". ")[1] if lang != "zh" else "头痛头晕",
+                "complaints": values["complaints"],
                 "history": history,
                 "diagnosis": diagnosis,
-                "icd10": "I11.9",
+                "icd10": icd10,
                 "labs": labs,
-                "prescriptions": ["Эналаприл 10 мг утром"],
-                "recommendations": f"Контроль АД, визит через {n} дней",
+                "prescriptions": rng.sample(DRUGS[lang], rng.randint(1, 3)),
+                "recommendations": ". ".join([*rng.sample(ADVICE[lang], 2), VISIT[lang].format(n=n)]),
             }
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
