@@ -184,7 +184,7 @@ def stage_times(path: Path) -> dict[str, float]:
         "de-identification, patterns": lambda: deid(DeidConfig(ner=False)),
         "de-identification, +NER": lambda: deid(DeidConfig(ner=True)),
         "language check (lingua)": lambda: [detect_lang(record_text(r.fields)) for r in records],
-        "MinHash, 2 per note": lambda: [signature(t) for t in texts for _ in range(2)],
+        "MinHash of the note text, twice": lambda: [signature(t) for t in texts for _ in range(2)],
     }
     times = {}
     for name, run_stage in stages.items():
