@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 NOTE_LABELS: dict[str, dict[str, str]] = {
     "ru": {
@@ -417,13 +418,17 @@ def _alias_matches(alias: str, name: str) -> bool:
     return re.search(rf"(?<![^\W\d_]){re.escape(alias)}", name) is not None
 
 
+@lru_cache(maxsize=4096)
+def _meaning_of(lowered_name: str) -> LabMeaning | None:
+    """The first entry of LAB_MEANINGS one of whose aliases the lab's name contains (lab names repeat: remembered)."""
+    return next((m for m in LAB_MEANINGS if any(_alias_matches(a, lowered_name) for a in m.aliases)), None)
+
+
 def lab_meaning(name: str, lang: str, status: str) -> str:
     """A plain sentence on what a low or high result of this lab may mean, or a neutral fallback."""
-    lowered = name.lower()
-    for meaning in LAB_MEANINGS:
-        if any(_alias_matches(alias, lowered) for alias in meaning.aliases):
-            sentence = (meaning.low if status == "below" else meaning.high).get(lang)
-            if sentence:
-                return sentence
-            break
+    meaning = _meaning_of(name.lower())
+    if meaning is not None:
+        sentence = (meaning.low if status == "below" else meaning.high).get(lang)
+        if sentence:
+            return sentence
     return WORDS[lang]["generic_below" if status == "below" else "generic_above"]
