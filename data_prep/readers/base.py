@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.readers.mapping import apply_mapping, resolve_mapping
-from data_prep.readers.rows import Header, Row, iter_rows, oversized_field
+from data_prep.readers.rows import MAX_FIELD_CHARS, Header, Row, iter_rows, oversized_field
 from data_prep.records import Record, Reject
 
 RowConverter = Callable[[str, str, dict[str, Any]], Record | Reject]
@@ -69,7 +69,7 @@ def read_rows(
                 row_mappings[keys] = resolve_mapping(keys, present, synonyms or {}, name)
             row_mapping = row_mappings[keys]
         data = apply_mapping(row.data, row_mapping)
-        if too_long := oversized_field(data):
+        if (row.size is None or row.size > MAX_FIELD_CHARS) and (too_long := oversized_field(data)):
             yield Reject(name, row.location, "field_too_long", too_long)
             continue
         yield convert(name, row.location, data)

@@ -54,6 +54,8 @@ class Row:
 
     location: str
     data: dict[str, Any]
+    size: int | None = None
+    """Characters of the row as written, when known: no string in ``data`` is longer (JSON escapes only lengthen)."""
 
 
 def detect_container(path: Path, declared: str = "auto") -> str:
@@ -133,7 +135,7 @@ def _jsonl_rows(path: Path, encoding: str) -> Iterator[Header | Row | Reject]:
             if not isinstance(obj, dict):
                 yield Reject(name, location, "not_an_object")
                 continue
-            yield Row(location, obj)
+            yield Row(location, obj, len(line))
 
 
 class _Reencoded(io.RawIOBase):
