@@ -26,6 +26,8 @@ INNER_CAPITAL = re.compile(rf"(?<=[^\s.!?:;\n(«\"]) +([{CAP}])[{LOW}]{{2,}}")
 CONTEXT_WORDS = 4
 LEFT_CONTEXT = re.compile(rf"(?<!\S)(?:\S+\s+){{1,{CONTEXT_WORDS}}}$")
 RIGHT_CONTEXT = re.compile(rf"\S+(?:\s+\S+){{0,{CONTEXT_WORDS}}}")
+DOSE_AFTER = re.compile(r"\s+\d+(?:[.,]\d+)?\s*(?:мг|мкг|г|мл|ЕД|ед|МЕ|ME)(?![\w])")
+"""A dose right after a capitalised word makes it a drug ("Конкор 5 мг"), never a person: the model is not asked."""
 BATCH = 128
 """Passages per model pass; slovnet's default of 8 makes a batch pay many more passes."""
 
@@ -73,7 +75,7 @@ def passages_to_read(text: str, found: Sequence[Span] = ()) -> Iterator[tuple[in
     asked: list[int] = []
     for capital in INNER_CAPITAL.finditer(text):
         pos = capital.start(1)
-        if _covered(starts, ends, pos):
+        if _covered(starts, ends, pos) or DOSE_AFTER.match(text, capital.end()):
             continue
         begin = max(text.rfind(mark, 0, pos) for mark in SENTENCE_ENDS) + 1
         finish = min((i for i in (text.find(mark, pos) for mark in SENTENCE_ENDS) if i >= 0), default=len(text) - 1)

@@ -189,6 +189,7 @@ def test_the_name_model_reads_only_capitalised_words_the_patterns_left() -> None
     ]
     assert all(text[offset : offset + len(passage)] == passage for offset, passage, _ in passages)
     assert len(list(passages_to_read(text))) == 3  # without the first pass, Петров's sentence is read too
+    assert list(passages_to_read("Назначено: принимать Конкор 5 мг и Аторис 20 мг вечером.")) == []
 
 
 def test_records_deidentified_together_match_one_by_one() -> None:
