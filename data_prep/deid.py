@@ -226,6 +226,16 @@ _NON_SPACE = re.compile(r"\S+")
 _SPACES = re.compile(r"\s+")
 
 
+def _spaced_pairs(text: str, words: Sequence[re.Match[str]]) -> Callable[[int], bool]:
+    """For matches in text order: whether match i and match i + 1 are separated by spaces only."""
+
+    def next_to(i: int) -> bool:
+        gap = text[words[i].end() : words[i + 1].start()]
+        return bool(gap) and gap.isspace()
+
+    return next_to
+
+
 def _is_eponym(text: str) -> bool:
     """Eponyms name diseases and tests (болезнь Бехтерева, проба Реберга), not the people in a note."""
     return any(word.lower().startswith(EPONYM_STEMS) for word in _WORD.findall(text))
@@ -272,10 +282,7 @@ def _name_shape_detector() -> Detector:
         # Patronymics (with up to two names before and a surname after) and -ов/-ев/-ский surnames next to
         # another capitalised word, over the text's capitalised words found once.
         words = list(capitalised.finditer(text))
-
-        def next_to(i: int) -> bool:  # words i and i + 1 are separated by spaces only
-            gap = text[words[i].end() : words[i + 1].start()]
-            return bool(gap) and gap.isspace()
+        next_to = _spaced_pairs(text, words)
 
         for i, word in enumerate(words):
             token = word.group()
@@ -357,10 +364,7 @@ def _name_lexicon_detector() -> Detector:
 
     def detect(text: str) -> Iterator[Span]:
         words = list(capitalised.finditer(text))
-
-        def next_to(i: int) -> bool:  # words i and i + 1 are separated by spaces only
-            gap = text[words[i].end() : words[i + 1].start()]
-            return bool(gap) and gap.isspace()
+        next_to = _spaced_pairs(text, words)
 
         i = 0
         while i < len(words):
