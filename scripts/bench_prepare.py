@@ -8,9 +8,10 @@ processes (both cores), and prints records/s, records/s per core and the peak re
 the main process and of the largest worker. A single-process run on the first ``--baseline`` notes
 is printed beside it, with the ratio. De-identification is the default one, natasha's NER included (it
 reads Russian text, and every Russian note has a word it must read: a drug's brand name); ``--no-ner``
-leaves the model out. The model is loaded before the timed runs. ``--stages`` also prints milliseconds
-per note of the main stages on one core (de-identification with and without NER, lingua, MinHash), timed
-one by one on the baseline notes.
+leaves the model out. The model is loaded before the timed runs. The CPU time of the main process and of
+the workers in the two-worker run is printed per note. ``--stages`` also prints milliseconds per note of the
+main stages on one core (de-identification with and without NER, lingua, the two tasks, MinHash of the two
+examples), timed one by one on the baseline notes.
 """
 
 from __future__ import annotations
@@ -145,27 +146,34 @@ def generate(path: Path, count: int, seed: int = 0) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def run(path: Path, out: Path, workers: int, ner: bool) -> tuple[int, float]:
-    config = DataConfig.model_validate(
+TASKS_RUN = ("structured_summary", "lab_explanation")
+
+
+def bench_config(path: Path, workers: int, ner: bool) -> DataConfig:
+    return DataConfig.model_validate(
         {
-            "sources": [{"path": str(path), "lang": "auto", "tasks": ["structured_summary", "lab_explanation"]}],
+            "sources": [{"path": str(path), "lang": "auto", "tasks": list(TASKS_RUN)}],
             "deid": {"enabled": True, "ner": ner},
             "workers": workers,
         }
     )
+
+
+def run(path: Path, out: Path, workers: int, ner: bool) -> tuple[int, float]:
     start = time.perf_counter()
-    card = prepare(config, out)
+    card = prepare(bench_config(path, workers, ner), out)
     return card["records"]["in"], time.perf_counter() - start
 
 
 def stage_times(path: Path) -> dict[str, float]:
     """Milliseconds per note of each main stage, on one core, for the notes in ``path``."""
     from data_prep.config import DeidConfig
-    from data_prep.dedup import signature
+    from data_prep.dedup import content_text, signature
     from data_prep.deid import deidentify_many
     from data_prep.langid import detect_lang, record_text
-    from data_prep.prepare import CHUNK
+    from data_prep.prepare import CHUNK, prompts_of
     from data_prep.records import Record
+    from data_prep.tasks import TASKS
 
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     records = [
@@ -173,18 +181,22 @@ def stage_times(path: Path) -> dict[str, float]:
                {k: v for k, v in row.items() if k not in ("patient_id", "lang")})
         for n, row in enumerate(rows, start=1)
     ]
-    texts = [record_text(r.fields, limit=10**9) for r in records]
     chunks = [records[i : i + CHUNK] for i in range(0, len(records), CHUNK)]
+    prompts = prompts_of(bench_config(path, 1, True))
 
-    def deid(config: DeidConfig) -> None:
-        for chunk in chunks:  # as `prepare` does: a chunk of records at a time
-            deidentify_many([(record, config, "bench") for record in chunk])
+    def deid(config: DeidConfig) -> list[Record]:
+        # as `prepare` does: a chunk of records at a time
+        return [done for chunk in chunks for done, _ in deidentify_many([(r, config, "bench") for r in chunk])]
 
+    cleaned = deid(DeidConfig(ner=False))
+    examples = [example for record in cleaned for task in TASKS_RUN for example in TASKS[task](record, prompts)]
+    contents = [content_text(e, prompts.instruction(e.meta["task"], e.meta["lang"])) for e in examples]
     stages = {
         "de-identification, patterns": lambda: deid(DeidConfig(ner=False)),
         "de-identification, +NER": lambda: deid(DeidConfig(ner=True)),
         "language check (lingua)": lambda: [detect_lang(record_text(r.fields)) for r in records],
-        "MinHash of the note text, twice": lambda: [signature(t) for t in texts for _ in range(2)],
+        "the two tasks": lambda: [TASKS[task](record, prompts) for record in cleaned for task in TASKS_RUN],
+        "MinHash of the two examples": lambda: [signature(text) for text in contents],
     }
     times = {}
     for name, run_stage in stages.items():
@@ -202,9 +214,9 @@ def main() -> None:
     parser.add_argument("--stages", action="store_true", help="also time the main stages one by one")
     args = parser.parse_args()
     if args.ner:
-        from data_prep.ner import _tagger
+        from data_prep.ner import load_model
 
-        _tagger()  # loaded once here; the forked workers inherit it
+        load_model()  # loaded once here; the forked workers inherit it
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         notes, small = tmp_path / "notes.jsonl", tmp_path / "small.jsonl"
@@ -216,7 +228,13 @@ def main() -> None:
         )
         n1, t1 = run(small, tmp_path / "out1", 1, args.ner)
         rss_main_1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        before = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         n2, t2 = run(notes, tmp_path / "out2", 2, args.ner)
+        after = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = [
+            1000 * (a.ru_utime + a.ru_stime - b.ru_utime - b.ru_stime) / n2
+            for a, b in zip(after, before, strict=True)
+        ]
         rss_main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         rss_worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         stages = stage_times(small) if args.stages else {}
@@ -228,6 +246,7 @@ def main() -> None:
         f"peak RSS: main process {rss_main:.0f} MiB (after the baseline: {rss_main_1:.0f} MiB), "
         f"largest worker {rss_worker:.0f} MiB"
     )
+    print(f"CPU per note in the 2-worker run: main process {cpu[0]:.2f} ms, workers {cpu[1]:.2f} ms")
     for name, ms in stages.items():
         print(f"{name:32} {ms:6.2f} ms per note (one core)")
 
