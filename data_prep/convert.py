@@ -6,15 +6,15 @@ function of the record and a plan, so running it in one process or several gives
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
-
+from data_prep.card import ExampleStub
 from data_prep.config import SUPPORTED_LANGS, DeidConfig
-from data_prep.dedup import content_text, message_key, signature
+from data_prep.dedup import content_text, example_line, signatures
 from data_prep.deid import STRUCTURED_IDENTIFIERS, deidentify_many
 from data_prep.langid import detect_lang, record_text
 from data_prep.prompts import Prompts
@@ -22,6 +22,7 @@ from data_prep.records import ChatExample, Record, Reject, pseudonymize
 from data_prep.tasks import TASKS
 
 MessagesTokenCounter = Any  # Callable[[list[dict[str, str]]], int]; Any keeps it picklable-agnostic
+STUB_KEYS = ("lang", "task", "source", "group", "eval_only")
 
 
 @dataclass(frozen=True)
@@ -38,16 +39,30 @@ class Plan:
     entity_types: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Made:
+    """One example as the main process needs it: the line its output file gets and the facts the card, the
+    split and the quality gate need, so the example itself need not travel back from a worker."""
+
+    stub: ExampleStub
+    line: str
+    key: bytes
+    answer_chars: int | None
+    """Characters of its stripped answer (None: it has none)."""
+    minhash: bytes | None = None
+
+    def example(self) -> ChatExample:
+        row = json.loads(self.line)
+        return ChatExample(messages=row["messages"], meta=row["meta"])
+
+
 @dataclass
 class Converted:
-    """A record's outcome: its reject, or its examples with their lengths, keys and signatures."""
+    """A record's outcome: its reject, or its examples."""
 
     lang: str
     reject: Reject | None = None
-    examples: list[ChatExample] = field(default_factory=list)
-    lengths: list[int] = field(default_factory=list)
-    keys: list[str] = field(default_factory=list)
-    signatures: list[np.ndarray | None] = field(default_factory=list)
+    made: list[Made] = field(default_factory=list)
     redactions: Counter[str] = field(default_factory=Counter)
 
 
@@ -86,44 +101,62 @@ def convert_records(
     to_deid = [i for i, (_, plan) in enumerate(jobs) if outcomes[i] is None and plan.deid.enabled]
     cleaned = deidentify_many([(resolved[i][0], jobs[i][1].deid, jobs[i][1].salt) for i in to_deid])
     redacted = dict(zip(to_deid, cleaned, strict=True))
+    made: list[tuple[Converted, Plan, list[ChatExample]]] = []
     for i, (_, plan) in enumerate(jobs):
         if outcomes[i] is None:
             record, detected = resolved[i]
             record, counts = redacted[i] if i in redacted else (_strip_identifiers(record), Counter())
-            outcomes[i] = _examples(record, plan, detected, counts, token_counter)
+            examples = _examples(record, plan, detected)
+            reject = None if examples else Reject(record.source, record.location, "no_examples", stage="task")
+            outcomes[i] = Converted(lang=record.lang, reject=reject, redactions=counts)
+            made.append((outcomes[i], plan, examples))
+    _measure(made, token_counter)
     return [outcome for outcome in outcomes if outcome is not None]
 
 
-def _examples(
-    record: Record,
-    plan: Plan,
-    detected: str | None,
-    redactions: Counter[str],
-    token_counter: MessagesTokenCounter | None,
-) -> Converted:
-    """The de-identified record's examples, with their lengths, keys and signatures."""
-    done = Converted(lang=record.lang, redactions=redactions)
+def _examples(record: Record, plan: Plan, detected: str | None) -> list[ChatExample]:
+    """The de-identified record's examples, marked when lingua read another language than the record's."""
     if plan.entity_types:
         record = replace(record, fields={**record.fields, "entity_types": plan.entity_types})
-    for task in plan.tasks:
-        for example in TASKS[task](record, plan.prompts):
-            if detected is not None and detected != record.lang:
-                example.meta["lang_detected"] = detected
-            done.examples.append(example)
-    if not done.examples:
-        return Converted(
-            lang=record.lang,
-            reject=Reject(record.source, record.location, "no_examples", stage="task"),
-            redactions=done.redactions,
-        )
-    for example in done.examples:
-        if token_counter is not None:
-            done.lengths.append(token_counter(example.messages))
-        else:
-            done.lengths.append(sum(len(m["content"]) for m in example.messages))
-        done.keys.append(message_key(example))
-        instruction = None
-        if example.meta["task"] not in ("chat", "dialogue_continuation"):
-            instruction = plan.prompts.instruction(example.meta["task"], record.lang)
-        done.signatures.append(signature(content_text(example, instruction)) if plan.near_dup else None)
-    return done
+    examples = [example for task in plan.tasks for example in TASKS[task](record, plan.prompts)]
+    if detected is not None and detected != record.lang:
+        for example in examples:
+            example.meta["lang_detected"] = detected
+    return examples
+
+
+def _characters(messages: list[dict[str, str]]) -> int:
+    return sum(len(m["content"]) for m in messages)
+
+
+def _instruction(example: ChatExample, prompts: Prompts) -> str | None:
+    task = example.meta["task"]
+    return None if task in ("chat", "dialogue_continuation") else prompts.instruction(task, example.meta["lang"])
+
+
+def _measure(
+    made: Sequence[tuple[Converted, Plan, list[ChatExample]]], token_counter: MessagesTokenCounter | None
+) -> None:
+    """Each outcome's examples as `Made`: length (tokens, or characters without a counter), line, key and,
+    where the plan asks for near-duplicate removal, MinHash signature (computed for all texts at once:
+    per text, the work is mostly fixed overhead)."""
+    texts = [
+        content_text(example, _instruction(example, plan.prompts))
+        for _, plan, examples in made
+        if plan.near_dup
+        for example in examples
+    ]
+    minhashes = iter(signatures(texts))
+    for outcome, plan, examples in made:
+        for example in examples:
+            messages = example.messages
+            length = (token_counter or _characters)(messages)
+            answers = [m["content"] for m in messages if m["role"] == "assistant"]
+            line, key = example_line(example)
+            meta = example.meta
+            stub = ExampleStub(
+                meta={k: meta[k] for k in STUB_KEYS if k in meta}, length=length, answered=bool(answers)
+            )
+            answer_chars = len("\n".join(answers).strip()) if answers else None
+            minhash = next(minhashes) if plan.near_dup else None
+            outcome.made.append(Made(stub, line, key, answer_chars, minhash))

@@ -4,6 +4,10 @@ Exports repeat themselves: the same discharge note saved twice, a template lette
 changed. Exact copies are caught by a hash of the messages; near copies by MinHash signatures over
 word (or, for Chinese, character) shingles of the example's own content, with the instruction left
 out so that every example of a task does not look alike.
+
+Signatures are computed for many texts at once: each word is hashed once (and remembered, since clinical
+text repeats its vocabulary), the shingles' hashes are combined from those in numpy, and rensa computes
+the MinHash values from them. A signature is ``NUM_PERM`` 32-bit values, kept as bytes.
 """
 
 from __future__ import annotations
@@ -12,25 +16,37 @@ import hashlib
 import json
 import re
 import zlib
-from functools import lru_cache
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash, MinHashLSH
+from datasketch import MinHashLSH
+from rensa import RMinHash
 
 from data_prep.records import ChatExample
 
 NUM_PERM = 64
-SCHEME = "affine32"
 SEED = 1
+WORD_SHINGLE = 3
+CHAR_SHINGLE = 4
+WORD_MEMO = 1 << 18
+"""Words whose hashes each process remembers; the memory is cleared when it holds more."""
 _WORD = re.compile(r"\w+", re.UNICODE)
-_CJK = re.compile(r"[\u4e00-\u9fff]")
+_GRAM_WEIGHTS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 1], dtype=np.uint64)
+_MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
 
 
-def message_key(example: ChatExample) -> str:
+def message_key(example: ChatExample) -> bytes:
     """Fingerprint of the message list; equal fingerprints mean exact duplicates."""
-    blob = json.dumps(example.messages, ensure_ascii=False, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return example_line(example)[1]
+
+
+def example_line(example: ChatExample) -> tuple[str, bytes]:
+    """The example as one JSON line (no newline; as ``json.dumps(example.to_json(), ensure_ascii=False)``)
+    and its `message_key`, the messages serialised once for both. (Messages are ``{"role", "content"}``
+    dicts in that order, so their JSON is canonical.)"""
+    messages = json.dumps(example.messages, ensure_ascii=False)
+    line = f'{{"messages": {messages}, "meta": {json.dumps(example.meta, ensure_ascii=False)}}}'
+    return line, hashlib.sha256(messages.encode()).digest()
 
 
 def content_text(example: ChatExample, instruction: str | None = None) -> str:
@@ -46,43 +62,106 @@ def content_text(example: ChatExample, instruction: str | None = None) -> str:
     return "\n".join(parts)
 
 
-def shingles(text: str) -> set[bytes]:
-    """Word 3-grams, or character 4-grams when the text is mostly Chinese."""
-    lowered = text.lower()
-    if len(_CJK.findall(lowered)) * 3 > len(lowered):
-        compact = "".join(lowered.split())
-        return {compact[i : i + 4].encode() for i in range(max(1, len(compact) - 3))}
-    words = _WORD.findall(lowered)
-    if len(words) < 3:
-        return {" ".join(words).encode()}
-    return {f"{a} {b} {c}".encode() for a, b, c in zip(words, words[1:], words[2:], strict=False)}
+class _WordHashes(dict[str, int]):
+    """word → crc32 of its UTF-8 bytes, worked out on first sight (the same in every process)."""
+
+    def __missing__(self, word: str) -> int:
+        if len(self) >= WORD_MEMO:
+            self.clear()
+        value = self[word] = zlib.crc32(word.encode())
+        return value
 
 
-@lru_cache(maxsize=1)
-def _permutations() -> Any:
-    """Drawing the permutations costs more than hashing a note: draw them once per process (same seed)."""
-    return MinHash(num_perm=NUM_PERM, scheme=SCHEME, seed=SEED).permutations
+_WORD_HASHES = _WordHashes()
 
 
-def signature(text: str) -> np.ndarray:
-    """MinHash signature (crc32 as the base hash: fast, and the same in every worker process)."""
-    minhash = MinHash(num_perm=NUM_PERM, hashfunc=zlib.crc32, scheme=SCHEME, permutations=_permutations())
-    minhash.update_batch(list(shingles(text)))
-    return minhash.hashvalues
+def _mostly_chinese(lowered: Sequence[str]) -> list[bool]:
+    """For each text: whether more than a third of its characters are CJK ideographs."""
+    codes = np.frombuffer("".join(lowered).encode("utf-32-le"), dtype=np.uint32)
+    seen = np.concatenate(([0], np.cumsum((codes >= 0x4E00) & (codes <= 0x9FFF))))
+    lengths = np.array([len(text) for text in lowered])
+    ends = np.cumsum(lengths)
+    return list((seen[ends] - seen[ends - lengths]) * 3 > lengths)
+
+
+def _mixed(values: np.ndarray) -> np.ndarray:
+    """A 64-bit finaliser (splitmix64's): shingles that share words get unrelated hashes."""
+    values = values ^ (values >> np.uint64(30))
+    values *= _MIX[0]
+    values ^= values >> np.uint64(27)
+    values *= _MIX[1]
+    return values ^ (values >> np.uint64(31))
+
+
+def _shingle_hashes(units: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of every run of ``size`` consecutive units (word hashes or characters) of each text, flat,
+    with each text's offsets. A text of fewer units than ``size`` is one shingle (padded with zeros)."""
+    padded = [u if len(u) >= size else np.concatenate((u, np.zeros(size - len(u), np.uint64))) for u in units]
+    flat = np.concatenate(padded)
+    count = len(flat) - size + 1
+    combined = flat[:count] * _GRAM_WEIGHTS[-size]
+    for k in range(1, size):
+        combined += flat[k : k + count] * _GRAM_WEIGHTS[k - size]
+    ends = np.cumsum([len(u) for u in padded])
+    keep = np.ones(count, dtype=bool)
+    for k in range(1, size):  # shingles that would run into the next text
+        keep[ends[:-1] - k] = False
+    offsets = np.concatenate(([0], np.cumsum([len(u) - size + 1 for u in padded])))
+    return _mixed(combined[keep]), offsets
+
+
+def _minhash_rows(units: list[np.ndarray], size: int) -> list[bytes]:
+    hashes, offsets = _shingle_hashes(units, size)
+    matrix = RMinHash.digest_matrix_from_flat_token_hashes(hashes, offsets, NUM_PERM, SEED)
+    return [row.tobytes() for row in np.array(matrix.to_rows(), dtype=np.uint32)]
+
+
+def signatures(texts: Sequence[str]) -> list[bytes]:
+    """MinHash signature of each text over its word 3-grams, or character 4-grams (spaces left out) when
+    the text is mostly Chinese; the same whichever texts it is computed with."""
+    if not texts:
+        return []
+    lowered = [text.lower() for text in texts]
+    chinese = _mostly_chinese(lowered)
+    words = _WORD_HASHES.__getitem__
+    groups: dict[int, list[tuple[int, np.ndarray]]] = {WORD_SHINGLE: [], CHAR_SHINGLE: []}
+    for i, (text, is_chinese) in enumerate(zip(lowered, chinese, strict=True)):
+        if is_chinese:
+            compact = "".join(text.split()).encode("utf-32-le")
+            groups[CHAR_SHINGLE].append((i, np.frombuffer(compact, dtype=np.uint32).astype(np.uint64)))
+        else:
+            groups[WORD_SHINGLE].append((i, np.fromiter(map(words, _WORD.findall(text)), dtype=np.uint64)))
+    found: list[bytes] = [b""] * len(texts)
+    for size, members in groups.items():
+        if members:
+            for (i, _), row in zip(members, _minhash_rows([u for _, u in members], size), strict=True):
+                found[i] = row
+    return found
+
+
+def signature(text: str) -> bytes:
+    """MinHash signature of one text (see `signatures`)."""
+    return signatures([text])[0]
 
 
 class NearDuplicateIndex:
-    """Remembers kept examples' signatures; says whether a new one nearly repeats any of them."""
+    """Remembers kept examples' signatures, band by band (LSH); says whether a new one nearly repeats any.
+
+    The bands are datasketch's choice for the threshold (so that a pair at the threshold is as likely to
+    be missed as a pair well below it to be caught); each band keeps only the set of its values seen.
+    """
 
     def __init__(self, threshold: float) -> None:
-        self._lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
-        self._count = 0
+        lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+        width = 4 * lsh.r  # bytes per band
+        self._bands = [slice(i * width, (i + 1) * width) for i in range(lsh.b)]
+        self._seen: list[set[bytes]] = [set() for _ in self._bands]
 
-    def seen_before(self, hashvalues: np.ndarray) -> bool:
+    def seen_before(self, signature: bytes) -> bool:
         """True for a near duplicate; otherwise the example is remembered and False returned."""
-        minhash = LeanMinHash(seed=SEED, hashvalues=hashvalues, scheme=SCHEME)  # the index needs no permutations
-        if self._lsh.query(minhash):
+        keys = [signature[band] for band in self._bands]
+        if any(key in seen for key, seen in zip(keys, self._seen, strict=True)):
             return True
-        self._lsh.insert(str(self._count), minhash)
-        self._count += 1
+        for key, seen in zip(keys, self._seen, strict=True):
+            seen.add(key)
         return False

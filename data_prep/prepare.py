@@ -177,15 +177,6 @@ class _Tally:
     fertility_sample: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _stub(example: ChatExample, length: int) -> ExampleStub:
-    meta = example.meta
-    return ExampleStub(
-        meta={k: meta[k] for k in ("lang", "task", "source", "group", "eval_only") if k in meta},
-        length=length,
-        answered=any(m["role"] == "assistant" for m in example.messages),
-    )
-
-
 def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     """Write one JSON object per line (UTF-8, not escaped); returns the number of lines."""
     count = 0
@@ -278,24 +269,24 @@ def prepare(
                     tally.outcomes.append(RecordOutcome(outcome.reject.source, outcome.lang, outcome.reject.reason))
                     rejects.write(json.dumps(outcome.reject.to_json(), ensure_ascii=False) + "\n")
                     continue
-                source_name = outcome.examples[0].meta["source"].rsplit(":", 1)[0]
+                source_name = outcome.made[0].stub.meta["source"].rsplit(":", 1)[0]
                 tally.outcomes.append(RecordOutcome(source_name, outcome.lang))
-                for example, length, key, sig in zip(
-                    outcome.examples, outcome.lengths, outcome.keys, outcome.signatures, strict=True
-                ):
-                    stub = _stub(example, length)
+                for made in outcome.made:
+                    stub = made.stub
                     tally.made.append(stub)
-                    reason = gate.check(example, length if token_counter is not None else None, key, sig)
+                    length = stub.length if token_counter is not None else None
+                    reason = gate.judge(stub.meta["task"], made.answer_chars, length, made.key, made.minhash)
                     if reason is not None:
-                        reject = example_reject(example, reason)
+                        reject = example_reject(stub.meta, reason)
                         tally.rejected.append((stub, reject))
                         rejects.write(json.dumps(reject.to_json(), ensure_ascii=False) + "\n")
                         continue
                     tally.kept.append(stub)
-                    spool.write(json.dumps(example.to_json(), ensure_ascii=False) + "\n")
-                    sample = tally.fertility_sample.setdefault(example.meta["lang"], [])
+                    spool.write(made.line + "\n")
+                    sample = tally.fertility_sample.setdefault(stub.meta["lang"], [])
                     if len(sample) < FERTILITY_SAMPLE:
-                        sample.extend(m["content"] for m in example.messages if m["role"] != "system")
+                        messages = made.example().messages
+                        sample.extend(m["content"] for m in messages if m["role"] != "system")
         (out_dir / "rejects.jsonl.tmp").replace(out_dir / "rejects.jsonl")
         splits, written = _write_splits(config, out_dir, spool_path, tally.kept)
     finally:
@@ -360,7 +351,7 @@ def preview(config: DataConfig, limit: int) -> list[ChatExample]:
     for plan_index, item in items:
         if isinstance(item, Reject):
             continue
-        shown.extend(convert_records([(item, plans[plan_index])])[0].examples)
+        shown.extend(made.example() for made in convert_records([(item, plans[plan_index])])[0].made)
         if len(shown) >= limit:
             break
     return shown[:limit]

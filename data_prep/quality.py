@@ -8,8 +8,7 @@ same gate over a list.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-
-import numpy as np
+from typing import Any
 
 from data_prep.config import QualityConfig
 from data_prep.dedup import NearDuplicateIndex, content_text, message_key, signature
@@ -25,14 +24,15 @@ def assistant_text(example: ChatExample) -> str:
     return "\n".join(m["content"] for m in example.messages if m.get("role") == "assistant")
 
 
-def example_reject(example: ChatExample, reason: str) -> Reject:
-    location = str(example.meta.get("source", ""))
+def example_reject(meta: dict[str, Any], reason: str) -> Reject:
+    """The reject of an example with this ``meta`` (its source location and task)."""
+    location = str(meta.get("source", ""))
     return Reject(
         source=location.rsplit(":", 1)[0],
         location=location,
         reason=reason,
         stage="quality",
-        task=example.meta.get("task"),
+        task=meta.get("task"),
     )
 
 
@@ -44,36 +44,39 @@ class QualityGate:
         self._seen: set[bytes] = set()
         self._near = NearDuplicateIndex(config.near_dup_threshold) if config.near_dup_threshold else None
 
-    def check(
-        self,
-        example: ChatExample,
-        length: int | None = None,
-        key: str | None = None,
-        hashvalues: np.ndarray | None = None,
-    ) -> str | None:
-        """The reason to reject ``example``, or None to keep it (and remember it).
+    def check(self, example: ChatExample, length: int | None = None) -> str | None:
+        """The reason to reject ``example``, or None to keep it (and remember it); see `judge`."""
+        answered = any(m.get("role") == "assistant" for m in example.messages)
+        return self.judge(
+            task=example.meta.get("task"),
+            answer_chars=len(assistant_text(example).strip()) if answered else None,
+            length=length,
+            key=message_key(example),
+            minhash=signature(content_text(example)) if self._near is not None else None,
+        )
 
-        Reasons: ``too_short`` (answer under ``min_chars``), ``too_long`` (over ``max_tokens``,
-        checked when ``length`` is known), ``duplicate`` (same messages as a kept example),
-        ``near_duplicate`` (MinHash similarity to a kept example at or over the threshold).
+    def judge(
+        self, task: str | None, answer_chars: int | None, length: int | None, key: bytes, minhash: bytes | None
+    ) -> str | None:
+        """The reason to reject an example known by these facts, or None to keep it (and remember it).
+
+        ``answer_chars``: length of its stripped answer (None: it has none); ``length``: its length in
+        tokens, when known; ``key``: its `message_key`; ``minhash``: its content's signature.
+        Reasons: ``too_short`` (answer under ``min_chars``), ``too_long`` (over ``max_tokens``),
+        ``duplicate`` (same messages as a kept example), ``near_duplicate`` (MinHash similarity to a kept
+        example at or over the threshold).
         """
         config = self.config
-        has_answer = any(m.get("role") == "assistant" for m in example.messages)
-        short_ok = example.meta.get("task") in SHORT_ANSWER_TASKS or not has_answer
-        if not short_ok and len(assistant_text(example).strip()) < config.min_chars:
+        if answer_chars is not None and task not in SHORT_ANSWER_TASKS and answer_chars < config.min_chars:
             return "too_short"
         if config.max_tokens is not None and length is not None and length > config.max_tokens:
             return "too_long"
         if config.dedup:
-            digest = bytes.fromhex(key or message_key(example))
-            if digest in self._seen:
+            if key in self._seen:
                 return "duplicate"
-            self._seen.add(digest)
-        if self._near is not None:
-            if hashvalues is None:
-                hashvalues = signature(content_text(example))
-            if self._near.seen_before(hashvalues):
-                return "near_duplicate"
+            self._seen.add(key)
+        if self._near is not None and minhash is not None and self._near.seen_before(minhash):
+            return "near_duplicate"
         return None
 
 
@@ -92,5 +95,5 @@ def filter_examples(
         if reason is None:
             kept.append(example)
         else:
-            rejected.append((example, example_reject(example, reason)))
+            rejected.append((example, example_reject(example.meta, reason)))
     return kept, rejected

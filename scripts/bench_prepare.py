@@ -168,7 +168,7 @@ def run(path: Path, out: Path, workers: int, ner: bool) -> tuple[int, float]:
 def stage_times(path: Path) -> dict[str, float]:
     """Milliseconds per note of each main stage, on one core, for the notes in ``path``."""
     from data_prep.config import DeidConfig
-    from data_prep.dedup import content_text, signature
+    from data_prep.dedup import content_text, signatures
     from data_prep.deid import deidentify_many
     from data_prep.langid import detect_lang, record_text
     from data_prep.prepare import CHUNK, prompts_of
@@ -191,12 +191,13 @@ def stage_times(path: Path) -> dict[str, float]:
     cleaned = deid(DeidConfig(ner=False))
     examples = [example for record in cleaned for task in TASKS_RUN for example in TASKS[task](record, prompts)]
     contents = [content_text(e, prompts.instruction(e.meta["task"], e.meta["lang"])) for e in examples]
+    content_chunks = [contents[i : i + 2 * CHUNK] for i in range(0, len(contents), 2 * CHUNK)]  # as `prepare` does
     stages = {
         "de-identification, patterns": lambda: deid(DeidConfig(ner=False)),
         "de-identification, +NER": lambda: deid(DeidConfig(ner=True)),
         "language check (lingua)": lambda: [detect_lang(record_text(r.fields)) for r in records],
         "the two tasks": lambda: [TASKS[task](record, prompts) for record in cleaned for task in TASKS_RUN],
-        "MinHash of the two examples": lambda: [signature(text) for text in contents],
+        "MinHash of the two examples": lambda: [signatures(texts) for texts in content_chunks],
     }
     times = {}
     for name, run_stage in stages.items():
