@@ -576,7 +576,7 @@ def _needs(detector: Detector, script: re.Pattern[str]) -> Detector:
 
 def _needs_words(detector: Detector, *words: str) -> Detector:
     """Mark a detector whose every match contains one of ``words`` (lower case): other text skips it."""
-    detector.words = words  # type: ignore[attr-defined]
+    detector.words = frozenset(words)  # type: ignore[attr-defined]
     return detector
 
 
@@ -856,14 +856,40 @@ def _cut_at_separators(text: str, span: Span) -> Iterator[Span]:
         yield Span(start, span.end, span.kind)
 
 
+_DIGIT = re.compile(r"\d")
+
+
+@lru_cache(maxsize=1)
+def _gate_words() -> tuple[Any, frozenset[str]]:
+    """An Aho-Corasick automaton of the pattern detectors' gate words, and those words: one pass over a
+    text finds which of them it holds (dozens of substring searches per text cost several times more)."""
+    import ahocorasick
+
+    words = frozenset(w for d in _PATTERN_DETECTORS for w in getattr(d, "words", ()))
+    automaton = ahocorasick.Automaton()
+    for word in words:
+        automaton.add_word(word, word)
+    automaton.make_automaton()
+    return automaton, words
+
+
 class _Facts:
     """What detectors' gates ask of one text, each worked out once however many detectors ask."""
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.lowered = text.lower()
-        self.has_digit = any(c.isdigit() for c in text)
+        self.has_digit = _DIGIT.search(text) is not None
         self._searched: dict[re.Pattern[str], bool] = {}
+        self._present: set[str] | None = None
+
+    def _holds_any(self, words: Iterable[str]) -> bool:
+        automaton, known = _gate_words()
+        if self._present is None:
+            self._present = {word for _, word in automaton.iter(self.lowered)}
+        if not self._present.isdisjoint(words):
+            return True
+        return any(word in self.lowered for word in words if word not in known)  # words the automaton lacks
 
     def applies(self, detect: Detector) -> bool:
         """False for detectors that cannot match: number patterns on text without digits, script-specific
@@ -871,7 +897,7 @@ class _Facts:
         if not self.has_digit and getattr(detect, "digits_only", False):
             return False
         words = getattr(detect, "words", None)
-        if words is not None and not any(word in self.lowered for word in words):
+        if words is not None and not self._holds_any(words):
             return False
         needs = getattr(detect, "needs", None)
         if needs is None:
