@@ -14,6 +14,7 @@ after them, sees what they found and reads only what is left, for many records i
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -907,6 +908,62 @@ class _Facts:
         return self._searched[needs]
 
 
+MEMO_CHARS = 200
+"""Field values up to this long are remembered with their spans (see `PatternLayer`)."""
+MEMO_SIZE = 1 << 15
+
+
+class PatternLayer:
+    """The pattern detectors over a record's joined text (`FIELD_SEPARATOR` between its fields), field by
+    field: a short field value seen before gets the spans remembered for it, the other fields are scanned
+    together as one text. Exports repeat lab names, units, drugs, diagnoses and advice thousands of times;
+    each is scanned once. No pattern matches across a separator, so the spans are the ones a scan of the
+    whole text finds."""
+
+    def __init__(self, detectors: Sequence[Detector]) -> None:
+        self.detectors = list(detectors)
+        self._memo: dict[str, tuple[tuple[int, int, str], ...]] = {}
+
+    def _scan(self, text: str) -> list[Span]:
+        facts = _Facts(text)
+        return [span for d in self.detectors if facts.applies(d) for span in d(text)]
+
+    def __call__(self, text: str) -> list[Span]:
+        fields = text.split(FIELD_SEPARATOR)
+        known = [self._memo.get(value) for value in fields]
+        unseen = [i for i, spans in enumerate(known) if spans is None]
+        if unseen:
+            found = self._scan_fields([fields[i] for i in unseen])
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            for i, spans in zip(unseen, found, strict=True):
+                known[i] = spans
+                if len(fields[i]) <= MEMO_CHARS:
+                    self._memo[fields[i]] = spans
+        spans, start = [], 0
+        for value, relative in zip(fields, known, strict=True):
+            spans.extend(Span(start + begin, start + end, kind) for begin, end, kind in relative or ())
+            start += len(value) + len(FIELD_SEPARATOR)
+        return spans
+
+    def _scan_fields(self, fields: list[str]) -> list[tuple[tuple[int, int, str], ...]]:
+        """Spans of each field, relative to it, from one scan of the fields joined."""
+        offsets = [0]
+        for value in fields[:-1]:
+            offsets.append(offsets[-1] + len(value) + len(FIELD_SEPARATOR))
+        found: list[list[tuple[int, int, str]]] = [[] for _ in fields]
+        for span in self._scan(FIELD_SEPARATOR.join(fields)):
+            j = bisect.bisect_right(offsets, span.start) - 1
+            # (a span over a separator, were there one, would be cut at it)
+            end = min(span.end, offsets[j] + len(fields[j]))
+            if span.start < end:
+                found[j].append((span.start - offsets[j], end - offsets[j], span.kind))
+        return [tuple(spans) for spans in found]
+
+
+_PATTERN_LAYER = PatternLayer(_PATTERN_DETECTORS)
+
+
 @dataclass(frozen=True)
 class Reviewer:
     """A second-pass detector: it reads each text together with the spans the first pass found there,
@@ -1019,7 +1076,7 @@ def _joined(strings: list[str]) -> str | None:
 
 def detectors_of(record: Record, config: DeidConfig, extra: Sequence[AnyDetector] = ()) -> list[AnyDetector]:
     """The record's own identifiers, the patterns, ``extra`` and, when asked for, the named-entity model."""
-    detectors: list[AnyDetector] = [known_identifier_detector(record), *_PATTERN_DETECTORS, *extra]
+    detectors: list[AnyDetector] = [known_identifier_detector(record), _PATTERN_LAYER, *extra]
     if config.ner and record.lang == "ru":
         from data_prep.ner import natasha_reviewer
 

@@ -208,3 +208,29 @@ def test_records_deidentified_together_match_one_by_one() -> None:
     assert together == alone
     assert "Фандориным" not in together[0][0].fields["history"] and together[0][1]["name"] >= 1
     assert together[3][0].fields["history"] == "Жалоб нет." and not together[3][1]
+
+
+def test_pattern_layer_scans_a_repeated_field_once_and_finds_what_a_whole_scan_finds() -> None:
+    from data_prep.deid import FIELD_SEPARATOR, PatternLayer, find_spans
+
+    scanned: list[str] = []
+
+    def counting(text: str) -> list[Span]:
+        scanned.append(text)
+        return []
+
+    layer = PatternLayer([*pattern_detectors(), counting])
+    fields = [
+        "Гемоглобин",
+        "Пациент Иванов Пётр Сергеевич, тел. +7 913 123-45-67, поступил 12.03.2024.",
+        "г/л",
+        "患者王建国，男，65岁，电话13812345678。",
+    ]
+    text = FIELD_SEPARATOR.join(fields)
+    whole = find_spans([(text, pattern_detectors())])[0]
+    assert sorted(layer(text), key=lambda s: (s.start, s.end)) == sorted(whole, key=lambda s: (s.start, s.end))
+    assert len(whole) >= 4 and scanned == [text]
+    again = FIELD_SEPARATOR.join(["Гемоглобин", "Жалоб нет, врач Петрова А.В.", "г/л"])
+    spans = layer(again)
+    assert scanned[-1] == "Жалоб нет, врач Петрова А.В."  # the remembered short fields were not scanned again
+    assert {again[s.start : s.end] for s in spans} == {"Петрова А.В."}  # at its place in the joined text
