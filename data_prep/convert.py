@@ -45,7 +45,8 @@ class Made:
     split and the quality gate need, so the example itself need not travel back from a worker."""
 
     stub: ExampleStub
-    line: str
+    line: bytes
+    """Its JSON line, UTF-8, newline included: encoded here, in parallel, and written as it is."""
     key: bytes
     answer_chars: int | None
     """Characters of its stripped answer (None: it has none)."""
@@ -159,4 +160,4 @@ def _measure(
             )
             answer_chars = len("\n".join(answers).strip()) if answers else None
             minhash = next(minhashes) if plan.near_dup else None
-            outcome.made.append(Made(stub, line, key, answer_chars, minhash))
+            outcome.made.append(Made(stub, (line + "\n").encode(), key, answer_chars, minhash))

@@ -250,7 +250,7 @@ def prepare(
     bar = _progress(f"{len(plans)} source(s)", progress)
     try:
         with (
-            spool_path.open("w", encoding="utf-8") as spool,
+            spool_path.open("wb") as spool,
             (out_dir / "rejects.jsonl.tmp").open("w", encoding="utf-8") as rejects,
         ):
             for plan_index, outcome in _converted(items, plans, token_counter, config.workers):
@@ -282,7 +282,7 @@ def prepare(
                         rejects.write(json.dumps(reject.to_json(), ensure_ascii=False) + "\n")
                         continue
                     tally.kept.append(stub)
-                    spool.write(made.line + "\n")
+                    spool.write(made.line)
                     sample = tally.fertility_sample.setdefault(stub.meta["lang"], [])
                     if len(sample) < FERTILITY_SAMPLE:
                         messages = made.example().messages
@@ -328,9 +328,9 @@ def _write_splits(
     )
     names = (*SPLITS, "eval_only")
     splits: dict[str, list[ExampleStub]] = {name: [] for name in names}
-    handles = {name: (out_dir / f"{name}.jsonl.tmp").open("w", encoding="utf-8") for name in names}
+    handles = {name: (out_dir / f"{name}.jsonl.tmp").open("wb") for name in names}
     try:
-        with spool_path.open(encoding="utf-8") as spool:
+        with spool_path.open("rb") as spool:  # UTF-8 lines copied as they are
             for stub, line in zip(kept, spool, strict=True):
                 name = assignment[stub.meta["group"]] if stub.answered else "eval_only"
                 splits[name].append(stub)

@@ -37,7 +37,28 @@ NUMERIC_IDENTIFIERS = frozenset({"phone", "national_id", "snils", "iin", "inn", 
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    kind = type(value)
+    return kind is float or kind is int or (kind is not bool and isinstance(value, int | float))
+
+
+def _lab_problem(lab: Any) -> str | None:
+    """The malformed part of one lab entry ('' for the entry itself), or None."""
+    if not isinstance(lab, dict):
+        return ""
+    name = lab.get("name")
+    if not isinstance(name, str) or not name.strip():
+        return ".name"
+    value = lab.get("value")
+    if not (_is_number(value) or (isinstance(value, str) and value.strip())):
+        return ".value"
+    unit = lab.get("unit")
+    if unit is not None and not isinstance(unit, str):
+        return ".unit"
+    for key in LAB_NUMBER_FIELDS:
+        number = lab.get(key)
+        if number is not None and not _is_number(number):
+            return f".{key}"
+    return None
 
 
 def check_labs(labs: Any) -> str | None:
@@ -45,19 +66,8 @@ def check_labs(labs: Any) -> str | None:
     if not isinstance(labs, list):
         return "labs"
     for i, lab in enumerate(labs):
-        where = f"labs[{i}]"
-        if not isinstance(lab, dict):
-            return where
-        if not isinstance(lab.get("name"), str) or not lab["name"].strip():
-            return f"{where}.name"
-        value = lab.get("value")
-        if not (_is_number(value) or (isinstance(value, str) and value.strip())):
-            return f"{where}.value"
-        if lab.get("unit") is not None and not isinstance(lab["unit"], str):
-            return f"{where}.unit"
-        for key in LAB_NUMBER_FIELDS:
-            if lab.get(key) is not None and not _is_number(lab[key]):
-                return f"{where}.{key}"
+        if (part := _lab_problem(lab)) is not None:
+            return f"labs[{i}]{part}"
     return None
 
 
