@@ -214,10 +214,8 @@ def _starting_with(first: str, pattern: str) -> str:
 def _regex_detector(kind: str, pattern: str, flags: int = 0, group: int = 0) -> Detector:
     compiled = re.compile(pattern, flags)
 
-    def detect(text: str) -> Iterator[Span]:
-        for m in compiled.finditer(text):
-            if m.group(group):
-                yield Span(m.start(group), m.end(group), kind)
+    def detect(text: str) -> list[Span]:
+        return [Span(m.start(group), m.end(group), kind) for m in compiled.finditer(text) if m.group(group)]
 
     return _needs_digits(detect, pattern) if kind in DIGIT_KINDS else detect
 
@@ -884,7 +882,8 @@ class _Facts:
         self._searched: dict[re.Pattern[str], bool] = {}
         self._present: set[str] | None = None
 
-    def _holds_any(self, words: Iterable[str]) -> bool:
+    def holds_any(self, words: Iterable[str]) -> bool:
+        """Whether the text (in lower case) holds one of ``words``."""
         automaton, known = _gate_words()
         if self._present is None:
             self._present = {word for _, word in automaton.iter(self.lowered)}
@@ -892,20 +891,31 @@ class _Facts:
             return True
         return any(word in self.lowered for word in words if word not in known)  # words the automaton lacks
 
-    def applies(self, detect: Detector) -> bool:
-        """False for detectors that cannot match: number patterns on text without digits, script-specific
-        ones on text without that script, cue-led ones on text without any of their cue words."""
-        if not self.has_digit and getattr(detect, "digits_only", False):
-            return False
-        words = getattr(detect, "words", None)
-        if words is not None and not self._holds_any(words):
-            return False
-        needs = getattr(detect, "needs", None)
-        if needs is None:
-            return True
+    def matches(self, needs: re.Pattern[str]) -> bool:
         if needs not in self._searched:
             self._searched[needs] = needs.search(self.text) is not None
         return self._searched[needs]
+
+    def applies(self, detect: Detector) -> bool:
+        """False for detectors that cannot match: number patterns on text without digits, script-specific
+        ones on text without that script, cue-led ones on text without any of their cue words."""
+        return _passes(self, *_gate_of(detect))
+
+
+Gate = tuple[bool, "Iterable[str] | None", "re.Pattern[str] | None"]
+
+
+def _gate_of(detect: Detector) -> Gate:
+    """(needs a digit, words one of which it needs, pattern it needs) of a detector."""
+    return getattr(detect, "digits_only", False), getattr(detect, "words", None), getattr(detect, "needs", None)
+
+
+def _passes(facts: _Facts, digits_only: bool, words: Iterable[str] | None, needs: re.Pattern[str] | None) -> bool:
+    if digits_only and not facts.has_digit:
+        return False
+    if words is not None and not facts.holds_any(words):
+        return False
+    return needs is None or facts.matches(needs)
 
 
 MEMO_CHARS = 200
@@ -921,12 +931,12 @@ class PatternLayer:
     whole text finds."""
 
     def __init__(self, detectors: Sequence[Detector]) -> None:
-        self.detectors = list(detectors)
+        self._gated = [(detect, _gate_of(detect)) for detect in detectors]
         self._memo: dict[str, tuple[tuple[int, int, str], ...]] = {}
 
     def _scan(self, text: str) -> list[Span]:
         facts = _Facts(text)
-        return [span for d in self.detectors if facts.applies(d) for span in d(text)]
+        return [span for detect, gate in self._gated if _passes(facts, *gate) for span in detect(text)]
 
     def __call__(self, text: str) -> list[Span]:
         fields = text.split(FIELD_SEPARATOR)
