@@ -12,16 +12,16 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from data_prep.config import DataConfig
 from data_prep.records import ChatExample, Reject
 from data_prep.split import SPLITS
 
 
-@dataclass(frozen=True)
-class ExampleStub:
-    """What the card and the split need of an example once its text is on disk."""
+class ExampleStub(NamedTuple):
+    """What the card and the split need of an example once its text is on disk (a tuple: hundreds of
+    thousands are kept, and each crosses from a worker process)."""
 
     meta: dict[str, Any]
     length: int

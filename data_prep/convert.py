@@ -10,7 +10,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from data_prep.card import ExampleStub
 from data_prep.config import SUPPORTED_LANGS, DeidConfig
@@ -39,10 +39,10 @@ class Plan:
     entity_types: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Made:
+class Made(NamedTuple):
     """One example as the main process needs it: the line its output file gets and the facts the card, the
-    split and the quality gate need, so the example itself need not travel back from a worker."""
+    split and the quality gate need, so the example itself need not travel back from a worker. (Tuples, as
+    `Converted`: they are cheap to send between processes.)"""
 
     stub: ExampleStub
     line: bytes
@@ -57,14 +57,14 @@ class Made:
         return ChatExample(messages=row["messages"], meta=row["meta"])
 
 
-@dataclass
-class Converted:
-    """A record's outcome: its reject, or its examples."""
+class Converted(NamedTuple):
+    """A record's outcome: its reject, or its examples (``made``, filled in by `_measure`)."""
 
     lang: str
-    reject: Reject | None = None
-    made: list[Made] = field(default_factory=list)
-    redactions: Counter[str] = field(default_factory=Counter)
+    reject: Reject | None
+    made: list[Made]
+    redactions: dict[str, int]
+    """Placeholders written, per kind (a dict: a Counter is rebuilt key by key in Python when unpickled)."""
 
 
 def _strip_identifiers(record: Record) -> Record:
@@ -97,7 +97,7 @@ def convert_records(
     resolved: list[tuple[Record, str | None]] = []
     for record, plan in jobs:
         record, reject, detected = _resolve_lang(record, plan)
-        outcomes.append(Converted(lang=record.lang, reject=reject) if reject is not None else None)
+        outcomes.append(Converted(record.lang, reject, [], {}) if reject is not None else None)
         resolved.append((record if reject is not None else pseudonymize(record, plan.salt), detected))
     to_deid = [i for i, (_, plan) in enumerate(jobs) if outcomes[i] is None and plan.deid.enabled]
     cleaned = deidentify_many([(resolved[i][0], jobs[i][1].deid, jobs[i][1].salt) for i in to_deid])
@@ -109,7 +109,7 @@ def convert_records(
             record, counts = redacted[i] if i in redacted else (_strip_identifiers(record), Counter())
             examples = _examples(record, plan, detected)
             reject = None if examples else Reject(record.source, record.location, "no_examples", stage="task")
-            outcomes[i] = Converted(lang=record.lang, reject=reject, redactions=counts)
+            outcomes[i] = Converted(record.lang, reject, [], dict(counts))
             made.append((outcomes[i], plan, examples))
     _measure(made, token_counter)
     return [outcome for outcome in outcomes if outcome is not None]
