@@ -358,7 +358,7 @@ def _name_lexicon_detector() -> Detector:
         lower = word.lower()
         return lower in exact or any(lower[:cut] in stem_set for cut in range(max(1, len(lower) - 4), len(lower) + 1))
 
-    capitalised = re.compile(rf"(?<![\w.]){CAPWORD}(?!\w)")
+    capitalised = re.compile(_starting_with(f"[{CAP}]", rf"(?<![\w.]){CAPWORD}(?!\w)"))
     name_like = lru_cache(maxsize=WORD_MEMO)(re.compile(rf"{SURNAME_WORD}|{PATRONYMIC_WORD}").fullmatch)
 
     def detect(text: str) -> Iterator[Span]:
@@ -952,7 +952,8 @@ class PatternLayer:
                     self._memo[fields[i]] = spans
         spans, start = [], 0
         for value, relative in zip(fields, known, strict=True):
-            spans.extend(Span(start + begin, start + end, kind) for begin, end, kind in relative or ())
+            if relative:
+                spans.extend(Span(start + begin, start + end, kind) for begin, end, kind in relative)
             start += len(value) + len(FIELD_SEPARATOR)
         return spans
 
@@ -1035,23 +1036,32 @@ def redact_text(
     return redact_spans(text, lang, find_spans([(text, detectors)])[0], replace_with)
 
 
-def _strings(value: Any) -> Iterator[str]:
-    """Every string inside a record's field values, in order."""
+_CONTAINERS = (list, dict)
+_TEXT_OR_CONTAINERS = (str, list, dict)
+
+
+def _strings(value: Any, found: list[str] | None = None) -> list[str]:
+    """Every string inside a record's field values, in order (appended to ``found`` when given)."""
+    found = [] if found is None else found
     if isinstance(value, str):
-        yield value
-    elif isinstance(value, list | dict):
+        found.append(value)
+    elif isinstance(value, _CONTAINERS):
         for item in value.values() if isinstance(value, dict) else value:
-            yield from _strings(item)
+            if isinstance(item, str):
+                found.append(item)
+            elif isinstance(item, _CONTAINERS):
+                _strings(item, found)
+    return found
 
 
-def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
-    """``value`` with every string inside it replaced by ``change(string)``, in the order `_strings` gives."""
+def _map_strings(value: Any, parts: Iterator[str]) -> Any:
+    """``value`` with its strings replaced, in the order `_strings` gives them, by the next of ``parts``."""
     if isinstance(value, str):
-        return change(value)
+        return next(parts)
     if isinstance(value, list):
-        return [_map_strings(item, change) for item in value]
+        return [_map_strings(item, parts) if isinstance(item, _TEXT_OR_CONTAINERS) else item for item in value]
     if isinstance(value, dict):
-        return {key: _map_strings(item, change) for key, item in value.items()}
+        return {k: _map_strings(v, parts) if isinstance(v, _TEXT_OR_CONTAINERS) else v for k, v in value.items()}
     return value
 
 
@@ -1103,7 +1113,7 @@ def deidentify_many(
     plans = []
     for record, config, _ in jobs:
         fields = _free_fields(record)
-        strings = list(_strings(fields))
+        strings = _strings(fields)
         joined = _joined(strings)
         # one scan of all the record's text: far fewer detector calls than one per field
         scanned = strings if joined is None else [joined]
@@ -1124,8 +1134,7 @@ def deidentify_many(
             redacted = redacted[0].split(FIELD_SEPARATOR)
             if len(redacted) != len(strings):
                 raise AssertionError("de-identification changed the number of fields of a record")
-        parts = iter(redacted)
-        new_fields = _map_strings(fields, lambda _, parts=parts: next(parts))
+        new_fields = _map_strings(fields, iter(redacted))
         stay = length_of_stay(fields.get("admission_date"), fields.get("discharge_date"))
         if stay is not None:
             new_fields["stay_days"] = stay
