@@ -18,9 +18,10 @@ LINGUA_CODES: dict[Language, str] = {
     Language.CHINESE: "zh",
     Language.ENGLISH: "en",
 }
-SAMPLE_CHARS = 200
-"""Enough text to decide (lingua names all 300 bundled sample and PII-test notes right from their first 150
-characters, as from 600); more only costs time: lingua's cost grows with the text."""
+SAMPLE_CHARS = 120
+"""Enough text to decide, with a margin: lingua names all 335 bundled sample, PII-test and held-out notes right
+from their first 80 characters (as from 200). More only costs time: lingua's cost grows with the text (a
+Russian record costs 0.20 ms at 200 characters, on the two-core machine of BENCHMARKS.md)."""
 SKIP_KEYS = frozenset({"patient", "doctor", "record_id", "icd10", "labs", "entities", "role", "answer_index"})
 
 
