@@ -17,6 +17,7 @@ import json
 import re
 import zlib
 from collections.abc import Sequence
+from itertools import chain
 
 import numpy as np
 from datasketch import MinHashLSH
@@ -29,7 +30,7 @@ SEED = 1
 WORD_SHINGLE = 3
 CHAR_SHINGLE = 4
 WORD_MEMO = 1 << 18
-"""Words whose hashes each process remembers; the memory is cleared when it holds more."""
+"""Tokens whose word hashes each process remembers; the memory is cleared when it holds more."""
 _WORD = re.compile(r"\w+", re.UNICODE)
 _GRAM_WEIGHTS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 1], dtype=np.uint64)
 _MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
@@ -62,17 +63,19 @@ def content_text(example: ChatExample, instruction: str | None = None) -> str:
     return "\n".join(parts)
 
 
-class _WordHashes(dict[str, int]):
-    """word → crc32 of its UTF-8 bytes, worked out on first sight (the same in every process)."""
+class _TokenWords(dict[str, tuple[int, ...]]):
+    """Whitespace-separated token → crc32 (of the UTF-8) of each word (``\\w+`` run) in it, worked out on first
+    sight: splitting on spaces and remembering tokens is several times faster than a regex over every text,
+    and gives the same words in the same order."""
 
-    def __missing__(self, word: str) -> int:
+    def __missing__(self, token: str) -> tuple[int, ...]:
         if len(self) >= WORD_MEMO:
             self.clear()
-        value = self[word] = zlib.crc32(word.encode())
+        value = self[token] = tuple(zlib.crc32(word.encode()) for word in _WORD.findall(token))
         return value
 
 
-_WORD_HASHES = _WordHashes()
+_TOKEN_WORDS = _TokenWords()
 
 
 def _mostly_chinese(lowered: Sequence[str]) -> list[bool]:
@@ -123,14 +126,15 @@ def signatures(texts: Sequence[str]) -> list[bytes]:
         return []
     lowered = [text.lower() for text in texts]
     chinese = _mostly_chinese(lowered)
-    words = _WORD_HASHES.__getitem__
+    words_of = _TOKEN_WORDS.__getitem__
     groups: dict[int, list[tuple[int, np.ndarray]]] = {WORD_SHINGLE: [], CHAR_SHINGLE: []}
     for i, (text, is_chinese) in enumerate(zip(lowered, chinese, strict=True)):
         if is_chinese:
             compact = "".join(text.split()).encode("utf-32-le")
             groups[CHAR_SHINGLE].append((i, np.frombuffer(compact, dtype=np.uint32).astype(np.uint64)))
         else:
-            groups[WORD_SHINGLE].append((i, np.fromiter(map(words, _WORD.findall(text)), dtype=np.uint64)))
+            words = chain.from_iterable(map(words_of, text.split()))
+            groups[WORD_SHINGLE].append((i, np.fromiter(words, dtype=np.uint64)))
     found: list[bytes] = [b""] * len(texts)
     for size, members in groups.items():
         if members:
