@@ -81,8 +81,9 @@ def _flat_cells(obj: dict[str, Any]) -> None:
     if isinstance(prescriptions, str) and re.search(r"[;\n]", prescriptions):
         obj["prescriptions"] = [p.strip() for p in re.split(r"[;\n]", prescriptions) if p.strip()]
     for name in TEXT_FIELDS:
-        if _is_number(obj.get(name)) and name != "diagnosis":
-            obj[name] = str(obj[name])
+        value = obj.get(name)
+        if value is not None and type(value) is not str and _is_number(value) and name != "diagnosis":
+            obj[name] = str(value)
     if _is_number(obj.get("patient_id")) and isinstance(obj["patient_id"], float) and obj["patient_id"].is_integer():
         obj["patient_id"] = int(obj["patient_id"])
 
@@ -97,7 +98,8 @@ def problem(obj: dict[str, Any]) -> tuple[str, str] | None:
     if obj["lang"] not in (*SUPPORTED_LANGS, "auto"):
         return "unsupported_lang", "lang"
     for name in TEXT_FIELDS:
-        if obj.get(name) is not None and not isinstance(obj[name], str):
+        value = obj.get(name)
+        if value is not None and not isinstance(value, str):
             return "invalid_field", name
     prescriptions = obj.get("prescriptions")
     if prescriptions is not None and not (
