@@ -281,18 +281,18 @@ def _name_shape_detector() -> Detector:
         # Patronymics (with up to two names before and a surname after) and -ов/-ев/-ский surnames next to
         # another capitalised word, over the text's capitalised words found once.
         words = list(capitalised.finditer(text))
+        tokens = [word.group() for word in words]
         next_to = _spaced_pairs(text, words)
 
-        for i, word in enumerate(words):
-            token = word.group()
+        for i, token in enumerate(tokens):
             if is_patronymic(token):
                 first = i
                 while first > max(0, i - 2) and next_to(first - 1):
                     first -= 1
-                last = i + 1 if i + 1 < len(words) and next_to(i) and is_surname(words[i + 1].group()) else i
+                last = i + 1 if i + 1 < len(words) and next_to(i) and is_surname(tokens[i + 1]) else i
                 yield words[first].start(), words[last].end()
-            if i + 1 < len(words) and next_to(i) and (is_ov_surname(token) or is_ov_surname(words[i + 1].group())):
-                yield word.start(), words[i + 1].end()
+            if i + 1 < len(words) and (is_ov_surname(token) or is_ov_surname(tokens[i + 1])) and next_to(i):
+                yield words[i].start(), words[i + 1].end()
 
     def detect(text: str) -> Iterator[Span]:
         for start, end in candidates(text):
@@ -363,23 +363,27 @@ def _name_lexicon_detector() -> Detector:
 
     def detect(text: str) -> Iterator[Span]:
         words = list(capitalised.finditer(text))
+        tokens = [word.group() for word in words]
+        given = list(map(is_given, tokens))
+        if not any(given):
+            return
         next_to = _spaced_pairs(text, words)
 
         i = 0
         while i < len(words):
-            if not is_given(words[i].group()):
+            if not given[i]:
                 i += 1
                 continue
-            start = i - 1 if i > 0 and next_to(i - 1) and name_like(words[i - 1].group()) else i
+            start = i - 1 if i > 0 and name_like(tokens[i - 1]) and next_to(i - 1) else i
             end = i
             while (
                 end + 1 < len(words)
                 and end - i < 2
+                and (given[end + 1] or name_like(tokens[end + 1]))
                 and next_to(end)
-                and (is_given(words[end + 1].group()) or name_like(words[end + 1].group()))
             ):
                 end += 1
-            first = words[start].group()
+            first = tokens[start]
             if first.lower() not in NOT_NAMES and not _is_eponym(first):
                 yield Span(words[start].start(), words[end].end(), "name")
             i = end + 1
@@ -1011,7 +1015,11 @@ def redact_spans(
     count replacements by kind."""
     merged = _merge(text, spans)
     if "\x00" in text:
-        merged = [piece for span in merged for piece in _cut_at_separators(text, span)]
+        merged = [
+            piece
+            for span in merged
+            for piece in (_cut_at_separators(text, span) if "\x00" in text[span.start : span.end] else (span,))
+        ]
     labels = PLACEHOLDERS.get(lang, PLACEHOLDERS["ru"])
     counts: Counter[str] = Counter()
     pieces, pos = [], 0
