@@ -893,6 +893,8 @@ class _Facts:
             self._present = {word for _, word in automaton.iter(self.lowered)}
         if not self._present.isdisjoint(words):
             return True
+        if known.issuperset(words):
+            return False
         return any(word in self.lowered for word in words if word not in known)  # words the automaton lacks
 
     def matches(self, needs: re.Pattern[str]) -> bool:
@@ -940,7 +942,16 @@ class PatternLayer:
 
     def _scan(self, text: str) -> list[Span]:
         facts = _Facts(text)
-        return [span for detect, gate in self._gated if _passes(facts, *gate) for span in detect(text)]
+        spans: list[Span] = []
+        for detect, (digits_only, words, needs) in self._gated:  # `_passes`, inlined: it runs per detector
+            if digits_only and not facts.has_digit:
+                continue
+            if words is not None and not facts.holds_any(words):
+                continue
+            if needs is not None and not facts.matches(needs):
+                continue
+            spans.extend(detect(text))
+        return spans
 
     def __call__(self, text: str) -> list[Span]:
         fields = text.split(FIELD_SEPARATOR)
