@@ -8,6 +8,7 @@ learns to organise and explain, not to invent.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from data_prep.dates import length_of_stay
@@ -57,8 +58,18 @@ def _with_unit(text: str, lab: dict[str, Any]) -> str:
 
 def reference_range(lab: dict[str, Any], lang: str, unit: bool = True) -> str:
     """The reference range in words of ``lang`` ("норма: 120–160 г/л", "参考范围：≤5 mg/L")."""
-    words = WORDS[lang]
+    written_unit = (lab.get("unit") or "").strip() if unit else None
     low, high = lab.get("ref_low"), lab.get("ref_high")
+    try:
+        return _range_text(lang, low, high, written_unit)
+    except TypeError:  # a bound that cannot be remembered (unhashable): worked out each time
+        return _range_text.__wrapped__(lang, low, high, written_unit)
+
+
+@lru_cache(maxsize=4096, typed=True)  # typed: 5 and 5.0 are written differently
+def _range_text(lang: str, low: Any, high: Any, unit: str | None) -> str:
+    """`reference_range` of bounds ``low``/``high`` with ``unit`` (None: no unit); labs repeat their ranges."""
+    words = WORDS[lang]
     if low is not None and high is not None:
         text = words["range"].format(low=format_number(low), high=format_number(high))
     elif high is not None:
@@ -67,12 +78,12 @@ def reference_range(lab: dict[str, Any], lang: str, unit: bool = True) -> str:
         text = words["range_min"].format(low=format_number(low))
     else:
         return words["no_range"]
-    if not unit:
+    if unit is None:
         return text
     # Kazakh "дейін" follows the unit: "5 мг/л дейін".
     if lang == "kk" and low is None:
-        return words["range_max"].format(high=_with_unit(format_number(high), lab))
-    return _with_unit(text, lab)
+        return words["range_max"].format(high=f"{format_number(high)} {unit}" if unit else format_number(high))
+    return f"{text} {unit}" if unit else text
 
 
 def _lab_value(lab: dict[str, Any]) -> str:
