@@ -235,9 +235,10 @@ def _spaced_pairs(text: str, words: Sequence[re.Match[str]]) -> Callable[[int], 
     return next_to
 
 
+@lru_cache(maxsize=WORD_MEMO)
 def _is_eponym(text: str) -> bool:
     """Eponyms name diseases and tests (болезнь Бехтерева, проба Реберга), not the people in a note."""
-    return any(word.lower().startswith(EPONYM_STEMS) for word in _WORD.findall(text))
+    return any(word.startswith(EPONYM_STEMS) for word in _WORD.findall(text.lower()))
 
 
 def _trim_leading_non_names(text: str, span: Span) -> Span | None:

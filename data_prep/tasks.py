@@ -28,6 +28,8 @@ def format_number(value: Any) -> str:
 
 
 def _as_float(value: Any) -> float | None:
+    if type(value) is float:
+        return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, str):
