@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from data_prep.config import DeidConfig
 from data_prep.dates import length_of_stay, parse_date
@@ -80,9 +80,8 @@ DIGIT_KINDS = frozenset({"iin", "snils", "resident_id", "inn", "oms", "passport"
 """Fields that are identifiers as a whole; they are dropped, not redacted."""
 
 
-@dataclass(frozen=True)
-class Span:
-    """A stretch ``text[start:end]`` of one kind of personal data."""
+class Span(NamedTuple):
+    """A stretch ``text[start:end]`` of one kind of personal data (a tuple: a note's scan makes dozens)."""
 
     start: int
     end: int
