@@ -391,15 +391,19 @@ def _name_lexicon_detector() -> Detector:
     return detect
 
 
+_CHINESE_SURNAME = frozenset(CHINESE_SURNAMES)
+_ANY_CHINESE_SURNAME = frozenset(CHINESE_SURNAMES + CHINESE_AMBIGUOUS_SURNAMES)
+
+
 def _chinese_name_length(text: str, start: int, strong_cue: bool) -> int:
     """How many characters of a cue-introduced Chinese name start at ``start`` (0 if none)."""
     surname = next((s for s in CHINESE_COMPOUND_SURNAMES if text.startswith(s, start)), None)
     if surname is None:
-        surnames = CHINESE_SURNAMES + CHINESE_AMBIGUOUS_SURNAMES if strong_cue else CHINESE_SURNAMES
+        surnames = _ANY_CHINESE_SURNAME if strong_cue else _CHINESE_SURNAME
         if start >= len(text) or text[start] not in surnames:
             return 0
         surname = text[start]
-    if any(text.startswith(w, start) for w in CHINESE_NOT_NAMES):
+    if text.startswith(CHINESE_NOT_NAMES, start):
         return 0
     given_start = start + len(surname)
 
@@ -445,7 +449,7 @@ def _chinese_name_detector() -> Detector:
         for m in titled.finditer(text):
             yield Span(m.start(1), m.end(1), "name")
         for m in described.finditer(text):
-            if not any(text.startswith(w, m.start(1)) for w in CHINESE_NOT_NAMES):
+            if not text.startswith(CHINESE_NOT_NAMES, m.start(1)):
                 yield Span(m.start(1), m.end(1), "name")
 
     return detect
