@@ -242,15 +242,22 @@ def _is_eponym(text: str) -> bool:
 
 def _trim_leading_non_names(text: str, span: Span) -> Span | None:
     """Drop leading words such as "Пациентка" that a name pattern swept in."""
-    start = span.start
-    for word in _NON_SPACE.finditer(text[span.start : span.end]):
+    start = span.start + _non_name_lead(text[span.start : span.end])
+    return Span(start, span.end, span.kind) if start < span.end else None
+
+
+@lru_cache(maxsize=WORD_MEMO)
+def _non_name_lead(candidate: str) -> int:
+    """How many leading characters of a name candidate are words such as "Пациентка" and the spaces after."""
+    lead = 0
+    for word in _NON_SPACE.finditer(candidate):
         bare = word.group().lower().strip(".,")
         if bare not in NOT_NAMES and not _CUE_WORD.fullmatch(bare):
             break
-        start = span.start + word.end()
-    while start < span.end and text[start].isspace():
-        start += 1
-    return Span(start, span.end, span.kind) if start < span.end else None
+        lead = word.end()
+    while lead < len(candidate) and candidate[lead].isspace():
+        lead += 1
+    return lead
 
 
 def _name_shape_detector() -> Detector:
