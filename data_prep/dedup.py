@@ -36,18 +36,22 @@ _GRAM_WEIGHTS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E37
 _MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
 
 
+def _key_of(messages_json: str) -> bytes:
+    return hashlib.sha256(messages_json.encode()).digest()
+
+
 def message_key(example: ChatExample) -> bytes:
-    """Fingerprint of the message list; equal fingerprints mean exact duplicates."""
-    return example_line(example)[1]
+    """Fingerprint of the message list; equal fingerprints mean exact duplicates. (Messages are
+    ``{"role", "content"}`` dicts in that order, so their JSON is canonical.)"""
+    return _key_of(json.dumps(example.messages, ensure_ascii=False))
 
 
 def example_line(example: ChatExample) -> tuple[str, bytes]:
     """The example as one JSON line (no newline; as ``json.dumps(example.to_json(), ensure_ascii=False)``)
-    and its `message_key`, the messages serialised once for both. (Messages are ``{"role", "content"}``
-    dicts in that order, so their JSON is canonical.)"""
+    and its `message_key`, the messages serialised once for both."""
     messages = json.dumps(example.messages, ensure_ascii=False)
     line = f'{{"messages": {messages}, "meta": {json.dumps(example.meta, ensure_ascii=False)}}}'
-    return line, hashlib.sha256(messages.encode()).digest()
+    return line, _key_of(messages)
 
 
 def content_text(example: ChatExample, instruction: str | None = None) -> str:

@@ -953,16 +953,7 @@ class PatternLayer:
 
     def _scan(self, text: str) -> list[Span]:
         facts = _Facts(text)
-        spans: list[Span] = []
-        for detect, (digits_only, words, needs) in self._gated:  # `_passes`, inlined: it runs per detector
-            if digits_only and not facts.has_digit:
-                continue
-            if words is not None and not facts.holds_any(words):
-                continue
-            if needs is not None and not facts.matches(needs):
-                continue
-            spans.extend(detect(text))
-        return spans
+        return [span for detect, gate in self._gated if _passes(facts, *gate) for span in detect(text)]
 
     def __call__(self, text: str) -> list[Span]:
         fields = text.split(FIELD_SEPARATOR)

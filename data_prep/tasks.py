@@ -53,14 +53,21 @@ def lab_status(lab: dict[str, Any]) -> str:
     return "within"
 
 
-def _with_unit(text: str, lab: dict[str, Any]) -> str:
-    unit = (lab.get("unit") or "").strip()
+def _unit_of(lab: dict[str, Any]) -> str:
+    return (lab.get("unit") or "").strip()
+
+
+def _then_unit(text: str, unit: str) -> str:
     return f"{text} {unit}" if unit else text
+
+
+def _with_unit(text: str, lab: dict[str, Any]) -> str:
+    return _then_unit(text, _unit_of(lab))
 
 
 def reference_range(lab: dict[str, Any], lang: str, unit: bool = True) -> str:
     """The reference range in words of ``lang`` ("норма: 120–160 г/л", "参考范围：≤5 mg/L")."""
-    written_unit = (lab.get("unit") or "").strip() if unit else None
+    written_unit = _unit_of(lab) if unit else None
     low, high = lab.get("ref_low"), lab.get("ref_high")
     try:
         return _range_text(lang, low, high, written_unit)
@@ -84,8 +91,8 @@ def _range_text(lang: str, low: Any, high: Any, unit: str | None) -> str:
         return text
     # Kazakh "дейін" follows the unit: "5 мг/л дейін".
     if lang == "kk" and low is None:
-        return words["range_max"].format(high=f"{format_number(high)} {unit}" if unit else format_number(high))
-    return f"{text} {unit}" if unit else text
+        return words["range_max"].format(high=_then_unit(format_number(high), unit))
+    return _then_unit(text, unit)
 
 
 def _lab_value(lab: dict[str, Any]) -> str:

@@ -82,7 +82,7 @@ def _flat_cells(obj: dict[str, Any]) -> None:
         obj["prescriptions"] = [p.strip() for p in re.split(r"[;\n]", prescriptions) if p.strip()]
     for name in TEXT_FIELDS:
         value = obj.get(name)
-        if value is not None and type(value) is not str and _is_number(value) and name != "diagnosis":
+        if name != "diagnosis" and _is_number(value):
             obj[name] = str(value)
     if _is_number(obj.get("patient_id")) and isinstance(obj["patient_id"], float) and obj["patient_id"].is_integer():
         obj["patient_id"] = int(obj["patient_id"])
