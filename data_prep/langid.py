@@ -19,9 +19,8 @@ LINGUA_CODES: dict[Language, str] = {
     Language.ENGLISH: "en",
 }
 SAMPLE_CHARS = 120
-"""Enough text to decide, with a margin: lingua names all 335 bundled sample, PII-test and held-out notes right
-from their first 80 characters (as from 200). More only costs time: lingua's cost grows with the text (a
-Russian record costs 0.20 ms at 200 characters, on the two-core machine of BENCHMARKS.md)."""
+"""Enough text to decide: lingua names every bundled sample, PII-test and held-out note right from this much of
+it (``tests/test_data_prep_bundled.py``). More only costs time: lingua's cost grows with the text."""
 SKIP_KEYS = frozenset({"patient", "doctor", "record_id", "icd10", "labs", "entities", "role", "answer_index"})
 
 

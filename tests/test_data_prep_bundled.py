@@ -85,3 +85,16 @@ def test_no_patient_in_two_splits(prepared: tuple[dict, Path]) -> None:
         for line in (out / f"{split}.jsonl").read_text(encoding="utf-8").splitlines():
             group = json.loads(line)["meta"]["group"]
             assert owner.setdefault(group, split) == split, f"patient {group} in {owner[group]} and {split}"
+
+
+def test_lingua_names_every_bundled_and_labelled_note_from_its_sample_alone() -> None:
+    from data_prep.deid_eval import load_heldout, load_testset
+    from data_prep.langid import SAMPLE_CHARS, detect_lang, record_text
+
+    samples = []
+    for lang in LANGS:
+        records = [{k: v for k, v in r.items() if k not in ("patient_id", "lang")} for r in bundled_records(lang)]
+        records += [{"text": row["text"]} for row in load_testset(lang) + load_heldout(lang)]
+        samples += [(lang, record_text(record)) for record in records]
+    assert len(samples) >= 300 and all(len(sample) <= SAMPLE_CHARS for _, sample in samples)
+    assert [(lang, sample) for lang, sample in samples if detect_lang(sample) != lang] == []
