@@ -192,6 +192,40 @@ def test_the_name_model_reads_only_capitalised_words_the_patterns_left() -> None
     assert list(passages_to_read("Назначено: принимать Конкор 5 мг и Аторис 20 мг вечером.")) == []
 
 
+def test_the_name_model_answers_a_passage_alone_as_in_a_batch_and_is_asked_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Remembering the model's answer per passage is sound only if a passage is tagged the same whatever else
+    shares its batch; a passage read before is then answered from memory."""
+    from data_prep import ner
+
+    texts = [row["text"] for row in load_testset("ru")[:60]]
+    passages = sorted({passage for text in texts for _, passage, _ in passages_to_read(text)})
+    assert len(passages) >= 40
+
+    def persons(markup: object) -> list[tuple[int, int]]:
+        return [(s.start, s.stop) for s in markup.spans if s.type == "PER"]  # type: ignore[attr-defined]
+
+    tagger = ner._tagger()
+    together = [persons(m) for m in tagger.map(passages)]
+    assert together == [persons(next(iter(tagger.map([p])))) for p in passages]
+    assert sum(map(bool, together)) >= len(passages) // 2
+
+    monkeypatch.setattr(ner, "_MEMO", {})
+    asked: list[list[str]] = []
+
+    class Counting:
+        def map(self, batch: list[str]) -> object:
+            asked.append(list(batch))
+            return tagger.map(batch)
+
+    monkeypatch.setattr(ner, "_tagger", lambda: Counting())
+    first = ner._person_spans([*passages[:10], passages[0]])
+    again = ner._person_spans(passages[:20])
+    assert asked == [passages[:10], passages[10:20]]  # each passage once, repeats and remembered ones not again
+    assert [list(spans) for spans in [*first[:10], *again[10:]]] == together[:20] and first[10] == first[0]
+
+
 def test_records_deidentified_together_match_one_by_one() -> None:
     """`deidentify_many` batches the name model over many records; the result is the same as one at a time."""
     notes = [
