@@ -160,4 +160,4 @@ def _measure(
             )
             answer_chars = len("\n".join(answers).strip()) if answers else None
             minhash = next(minhashes) if plan.near_dup else None
-            outcome.made.append(Made(stub, (line + "\n").encode(), key, answer_chars, minhash))
+            outcome.made.append(Made(stub, line, key, answer_chars, minhash))

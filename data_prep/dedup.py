@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from itertools import chain
 
 import numpy as np
+import orjson
 from datasketch import MinHashLSH
 from rensa import RMinHash
 
@@ -36,22 +37,27 @@ _GRAM_WEIGHTS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E37
 _MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
 
 
-def _key_of(messages_json: str) -> bytes:
-    return hashlib.sha256(messages_json.encode()).digest()
+def compact_json(value: object) -> bytes:
+    """``value`` as compact UTF-8 JSON (no spaces, nothing escaped that need not be), by orjson; values orjson
+    does not take (integers beyond 64 bits, say) by the standard library, in the same form."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def message_key(example: ChatExample) -> bytes:
     """Fingerprint of the message list; equal fingerprints mean exact duplicates. (Messages are
     ``{"role", "content"}`` dicts in that order, so their JSON is canonical.)"""
-    return _key_of(json.dumps(example.messages, ensure_ascii=False))
+    return hashlib.sha256(compact_json(example.messages)).digest()
 
 
-def example_line(example: ChatExample) -> tuple[str, bytes]:
-    """The example as one JSON line (no newline; as ``json.dumps(example.to_json(), ensure_ascii=False)``)
-    and its `message_key`, the messages serialised once for both."""
-    messages = json.dumps(example.messages, ensure_ascii=False)
-    line = f'{{"messages": {messages}, "meta": {json.dumps(example.meta, ensure_ascii=False)}}}'
-    return line, _key_of(messages)
+def example_line(example: ChatExample) -> tuple[bytes, bytes]:
+    """The example as one JSON line (UTF-8, newline included; ``example.to_json()`` in compact JSON) and its
+    `message_key`, the messages serialised once for both."""
+    messages = compact_json(example.messages)
+    line = b'{"messages":' + messages + b',"meta":' + compact_json(example.meta) + b"}\n"
+    return line, hashlib.sha256(messages).digest()
 
 
 def content_text(example: ChatExample, instruction: str | None = None) -> str:

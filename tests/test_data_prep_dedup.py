@@ -82,9 +82,18 @@ def test_example_line_is_the_json_of_the_example_and_the_key_its_messages() -> N
         meta={"lang": "ru", "task": "qa", "source": "q.jsonl:3", "eval_only": False},
     )
     line, key = example_line(example)
-    assert line == json.dumps(example.to_json(), ensure_ascii=False)
+    assert line == (json.dumps(example.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    assert json.loads(line) == example.to_json() and line.count(b"\n") == 1  # the content's newline is escaped
     assert key == message_key(example) and len(key) == 32
     other = ChatExample(messages=[dict(m) for m in example.messages], meta={**example.meta, "source": "q.jsonl:9"})
     assert message_key(other) == key  # the same conversation from elsewhere is the same example
     other.messages[1]["content"] = "Артериальное давление."
     assert message_key(other) != key
+
+
+def test_compact_json_takes_what_orjson_does_not_in_the_same_form() -> None:
+    from data_prep.dedup import compact_json
+
+    for number in (2**60, 2**70):  # orjson's own range, then one it refuses
+        value = {"id": number, "text": "Жалобы: \x1f", "score": 0.5}
+        assert compact_json(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()

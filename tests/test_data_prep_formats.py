@@ -118,6 +118,25 @@ def test_json_array_json_that_is_json_lines_and_u_escapes(tmp_path: Path) -> Non
     assert [r.location for r in records(read(lines))] == ["lines.json:1", "lines.json:2", "lines.json:3"]
 
 
+def test_json_lines_keep_huge_integers_nan_and_lone_surrogate_escapes(tmp_path: Path) -> None:
+    """Read exactly as `json` reads them (a faster parser that turns a 30-digit ID into a float must not slip in);
+    a broken line is a reject."""
+    lines = [
+        '{"patient_id": 123456789012345678901234567890, "complaints": "Кашель", "diagnosis": "ОРВИ"}',
+        '{"patient_id": "P2", "complaints": "Одышка", "diagnosis": "ХСН", "temperature": NaN}',
+        '{"patient_id": "P3", "complaints": "Слабость \\ud83d", "diagnosis": "Анемия"}',
+        '{"patient_id": "P4", "complaints": "Боль в груди", "diagnosis": "ИБС"',
+    ]
+    path = tmp_path / "odd.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    items = read(path, lang="ru")
+    read_fields = [r.fields for r in records(items)]
+    assert [json.loads(line)["complaints"] for line in lines[:3]] == [f["complaints"] for f in read_fields]
+    assert read_fields[1]["temperature"] != read_fields[1]["temperature"]  # NaN
+    assert [r.patient_id for r in records(items)] == ["123456789012345678901234567890", "P2", "P3"]
+    assert [(i.location, i.reason) for i in items if isinstance(i, Reject)] == [("odd.jsonl:4", "invalid_json")]
+
+
 # --- FHIR -----------------------------------------------------------------------------------------
 
 
