@@ -328,7 +328,8 @@ def _name_cue_detector() -> Detector:
     """Capitalised words right after a person word ("врач Петрова", "әйелі Айгүл")."""
     # Words before a capital first, the cue check on those few: one alternation of cues tried at every
     # position of the text costs several times more.
-    before_capital = re.compile(rf"(?<!\w)(\w+)\s+(?=[{CAP}])")
+    # (Possessive: a word is never matched in part, so giving back characters could only fail again, slowly.)
+    before_capital = re.compile(rf"(?<!\w)(\w++)\s++(?=[{CAP}])")
     word = re.compile(rf"(?:{INITIALS}\s?)?(?P<word>{CAPWORD})(?:\s+{INITIALS})?")
     name_like = re.compile(rf"(?:{SURNAME_WORD}|{PATRONYMIC_WORD})")
 

@@ -22,8 +22,8 @@ from typing import Any
 from data_prep.deid import CAP, LOW, NOT_NAMES, Reviewer, Span, _is_eponym, _trim_leading_non_names
 
 SENTENCE_ENDS = ".!?\n"
-INNER_CAPITAL = re.compile(rf"(?= )(?<=[^\s.!?:;\n(«\"]) +([{CAP}])[{LOW}]{{2,}}")
-"""A capitalised word after a space inside a sentence (the leading lookahead lets ``re`` try spaces only)."""
+INNER_CAPITAL = re.compile(rf" (?<=[^\s.!?:;\n(«\"] ) *([{CAP}])[{LOW}]{{2,}}")
+"""A capitalised word after a space inside a sentence (opening with the space lets ``re`` skip to spaces)."""
 CONTEXT_WORDS = 4
 LEFT_CONTEXT = re.compile(rf"(?<!\S)(?:\S+\s+){{1,{CONTEXT_WORDS}}}$")
 RIGHT_CONTEXT = re.compile(rf"\S+(?:\s+\S+){{0,{CONTEXT_WORDS}}}")
