@@ -46,11 +46,15 @@ class Made(NamedTuple):
 
     stub: ExampleStub
     line: bytes
-    """Its JSON line, UTF-8, newline included: encoded here, in parallel, and written as it is."""
+    """Its JSON line, UTF-8, newline included: encoded here, in parallel, and written as it is (empty once
+    written to a spool file, see ``at``)."""
     key: bytes
     answer_chars: int | None
     """Characters of its stripped answer (None: it has none)."""
     minhash: bytes | None = None
+    at: tuple[int, int, int] | None = None
+    """Where its line was written instead of travelling with it: (process id, offset, length) in that process's
+    spool file."""
 
     def example(self) -> ChatExample:
         row = json.loads(self.line)

@@ -4,7 +4,8 @@ This is the only module here that touches the file system for output. Records st
 converted examples are spooled to disk and only their small facts (patient group, language, task,
 length) stay in memory until the split is known, so an export larger than memory can be prepared.
 Conversion (language check, de-identification, tasks, measurements) runs in ``data.workers``
-processes; the order of the output does not depend on how many.
+processes, each writing the example lines it makes to its own spool file in the output directory (only
+their places travel back); the order of the output does not depend on how many.
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ from __future__ import annotations
 import gc
 import json
 import multiprocessing
+import os
 import sys
+from array import array
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from data_prep.card import ExampleStub, RecordOutcome, build_card, fertility, render_markdown
 from data_prep.config import RECORD_KIND_OF_FORMAT, TASKS_OF_KIND, DataConfig, SourceConfig, default_tasks
-from data_prep.convert import Converted, Plan, convert_records
+from data_prep.convert import Converted, Made, Plan, convert_records
 from data_prep.langid import detector
 from data_prep.prompts import Prompts
 from data_prep.quality import QualityGate, example_reject
@@ -97,12 +100,82 @@ def _chunks(items: Iterable[tuple[int, Record | Reject]]) -> Iterator[list[tuple
 
 
 def _convert_mixed(chunk: list[tuple[int, Record | Reject]]) -> list[tuple[int, Reject | Converted]]:
-    """Read rejects pass through; records are converted (in whichever process runs this)."""
+    """Read rejects pass through; records are converted (in whichever process runs this), their examples'
+    lines written to this process's spool file."""
     records = [(i, item) for i, item in chunk if isinstance(item, Record)]
-    converted = iter(_convert_chunk(records))  # type: ignore[arg-type]
-    outcomes = [(i, item if isinstance(item, Reject) else next(converted)) for i, item in chunk]
+    converted = _convert_chunk(records)  # type: ignore[arg-type]
+    _spool_lines(converted)
+    done = iter(converted)
+    outcomes = [(i, item if isinstance(item, Reject) else next(done)) for i, item in chunk]
     gc.freeze()  # see `_converted`: in a worker, its word memos and the models stay out of the collector's scans
     return outcomes
+
+
+SPOOL_PREFIX = ".examples."
+_SPOOLS: dict[tuple[int, str], Any] = {}
+"""Open spool files by (process id, output directory)."""
+
+
+def _spool_path(out_dir: Path, pid: int) -> Path:
+    return out_dir / f"{SPOOL_PREFIX}{pid}.spool"
+
+
+def _spool_lines(converted: list[Converted]) -> None:
+    """Write the examples' lines to this process's spool file, one write per chunk, and leave in their place
+    where they went (`Made.at`): the main process copies them into the split files at the end, so the
+    lines never cross between processes."""
+    lines = [made.line for outcome in converted for made in outcome.made]
+    if not lines:
+        return
+    pid, out_dir = os.getpid(), _WORKER_STATE["out_dir"]
+    spool = _SPOOLS.get((pid, str(out_dir)))
+    if spool is None:
+        spool = _SPOOLS[(pid, str(out_dir))] = _spool_path(out_dir, pid).open("ab")
+    offset = spool.tell()
+    spool.write(b"".join(lines))
+    spool.flush()  # the main process may read a line back before this process ends
+    for outcome in converted:
+        for k, (stub, line, key, answer_chars, minhash, _) in enumerate(outcome.made):
+            outcome.made[k] = Made(stub, b"", key, answer_chars, minhash, (pid, offset, len(line)))
+            offset += len(line)
+
+
+def _close_spools(out_dir: Path) -> None:
+    """Close this process's spool files for ``out_dir`` and remove every process's."""
+    for key in [key for key in _SPOOLS if key[1] == str(out_dir)]:
+        _SPOOLS.pop(key).close()
+    for path in out_dir.glob(f"{SPOOL_PREFIX}*.spool"):
+        path.unlink(missing_ok=True)
+
+
+class _SpooledLines:
+    """Reads example lines back from the spool files by their place (`Made.at`)."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self._out_dir = out_dir
+        self._files: dict[int, BinaryIO] = {}
+
+    def _file(self, pid: int) -> BinaryIO:
+        if pid not in self._files:
+            self._files[pid] = _spool_path(self._out_dir, pid).open("rb", buffering=1 << 20)
+        return self._files[pid]
+
+    def line(self, at: tuple[int, int, int]) -> bytes:
+        """One line, from a spool file that may still be growing."""
+        pid, offset, length = at
+        return os.pread(self._file(pid).fileno(), length, offset)
+
+    def next_line(self, at: tuple[int, int, int]) -> bytes:
+        """One line, once the spool files are complete; cheapest when each file is read in order of its
+        offsets, as the split copies them (a seek within the buffer reads nothing)."""
+        pid, offset, length = at
+        handle = self._file(pid)
+        handle.seek(offset)
+        return handle.read(length)
+
+    def close(self) -> None:
+        for handle in self._files.values():
+            handle.close()
 
 
 def _one_blas_thread() -> None:
@@ -129,6 +202,7 @@ def _converted(
     plans: list[Plan],
     token_counter: MessagesTokenCounter | None,
     workers: int,
+    out_dir: Path,
 ) -> Iterator[tuple[int, Reject | Converted]]:
     """(source index, outcome) of each read item in input order; a bounded number of chunks in flight,
     so reading never runs far ahead of conversion.
@@ -138,7 +212,7 @@ def _converted(
     collections would otherwise rescan all of it, about a third of this process's time on 40,000 notes,
     and in forked workers they would also copy the shared pages they touch.
     """
-    _WORKER_STATE.update(plans=plans, token_counter=token_counter)
+    _WORKER_STATE.update(plans=plans, token_counter=token_counter, out_dir=out_dir)
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         for chunk in _chunks(items):
             yield from _convert_mixed(chunk)
@@ -173,6 +247,8 @@ class _Tally:
     made: list[ExampleStub] = field(default_factory=list)
     rejected: list[tuple[ExampleStub, Reject]] = field(default_factory=list)
     kept: list[ExampleStub] = field(default_factory=list)
+    kept_at: array[int] = field(default_factory=lambda: array("q"))
+    """Where each kept example's line is: its `Made.at`, three numbers after another (24 bytes an example)."""
     redactions: Counter[str] = field(default_factory=Counter)
     fertility_sample: dict[str, list[str]] = field(default_factory=dict)
 
@@ -246,14 +322,12 @@ def prepare(
     out_dir.mkdir(parents=True, exist_ok=True)
     gate = QualityGate(config.quality)
     tally = _Tally()
-    spool_path = out_dir / ".examples.spool.jsonl"
+    _close_spools(out_dir)  # any left by a run that was killed
+    spooled = _SpooledLines(out_dir)
     bar = _progress(f"{len(plans)} source(s)", progress)
     try:
-        with (
-            spool_path.open("wb") as spool,
-            (out_dir / "rejects.jsonl.tmp").open("w", encoding="utf-8") as rejects,
-        ):
-            for plan_index, outcome in _converted(items, plans, token_counter, config.workers):
+        with (out_dir / "rejects.jsonl.tmp").open("w", encoding="utf-8") as rejects:
+            for plan_index, outcome in _converted(items, plans, token_counter, config.workers, out_dir):
                 tally.records_read += 1
                 if bar is not None:
                     bar.update(1)
@@ -282,18 +356,19 @@ def prepare(
                         rejects.write(json.dumps(reject.to_json(), ensure_ascii=False) + "\n")
                         continue
                     tally.kept.append(stub)
-                    spool.write(made.line)
+                    tally.kept_at.extend(made.at)  # type: ignore[arg-type]
                     sample = tally.fertility_sample.setdefault(stub.meta["lang"], [])
                     if len(sample) < FERTILITY_SAMPLE:
-                        messages = made.example().messages
+                        messages = json.loads(spooled.line(made.at))["messages"]  # type: ignore[arg-type]
                         sample.extend(m["content"] for m in messages if m["role"] != "system")
         (out_dir / "rejects.jsonl.tmp").replace(out_dir / "rejects.jsonl")
-        splits, written = _write_splits(config, out_dir, spool_path, tally.kept)
+        splits, written = _write_splits(config, out_dir, spooled, tally.kept, tally.kept_at)
     finally:
         gc.unfreeze()
         if bar is not None:
             bar.close()
-        spool_path.unlink(missing_ok=True)
+        spooled.close()
+        _close_spools(out_dir)
         (out_dir / "rejects.jsonl.tmp").unlink(missing_ok=True)
     card = build_card(
         config=config,
@@ -316,7 +391,11 @@ def prepare(
 
 
 def _write_splits(
-    config: DataConfig, out_dir: Path, spool_path: Path, kept: list[ExampleStub]
+    config: DataConfig,
+    out_dir: Path,
+    spooled: _SpooledLines,
+    kept: list[ExampleStub],
+    kept_at: array[int],
 ) -> tuple[dict[str, list[ExampleStub]], dict[str, int]]:
     """Assign patients to splits, then copy each spooled example into its split's file."""
     answered = [s for s in kept if s.answered]
@@ -330,11 +409,11 @@ def _write_splits(
     splits: dict[str, list[ExampleStub]] = {name: [] for name in names}
     handles = {name: (out_dir / f"{name}.jsonl.tmp").open("wb") for name in names}
     try:
-        with spool_path.open("rb") as spool:  # UTF-8 lines copied as they are
-            for stub, line in zip(kept, spool, strict=True):
-                name = assignment[stub.meta["group"]] if stub.answered else "eval_only"
-                splits[name].append(stub)
-                handles[name].write(line)
+        places = zip(kept_at[0::3], kept_at[1::3], kept_at[2::3], strict=True)
+        for stub, at in zip(kept, places, strict=True):  # UTF-8 lines copied as they are
+            name = assignment[stub.meta["group"]] if stub.answered else "eval_only"
+            splits[name].append(stub)
+            handles[name].write(spooled.next_line(at))
     finally:
         for handle in handles.values():
             handle.close()

@@ -92,8 +92,13 @@ def test_mixed_sources_nothing_lost_and_eval_only_never_in_train(tmp_path: Path)
 
 
 def test_same_output_with_one_or_two_workers(tmp_path: Path) -> None:
+    """Workers write their examples to spool files in the output directory; the split files and the card (the
+    tokenizer's fertility too, read back from those files while they grow) do not depend on how many, and no
+    spool file is left."""
+    from data_prep.prepare import OUTPUT_FILES
+
     path = notes_file(tmp_path / "notes.txt", 40)
-    outputs = []
+    outputs, cards = [], []
     for workers in (1, 2):
         config = DataConfig.model_validate(
             {
@@ -102,9 +107,12 @@ def test_same_output_with_one_or_two_workers(tmp_path: Path) -> None:
                 "workers": workers,
             }
         )
-        prepare(config, tmp_path / f"w{workers}")
-        outputs.append([(tmp_path / f"w{workers}" / f"{s}.jsonl").read_text() for s in ("train", "validation", "test")])
-    assert outputs[0] == outputs[1]
+        out = tmp_path / f"w{workers}"
+        cards.append(prepare(config, out, lambda messages: sum(len(m["content"].split()) for m in messages)))
+        outputs.append([(out / f"{s}.jsonl").read_text() for s in ("train", "validation", "test")])
+        assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
+    assert outputs[0] == outputs[1] and sum(len(text.splitlines()) for text in outputs[0]) >= 40
+    assert cards[0]["fertility"] == cards[1]["fertility"] and cards[0]["fertility"]
 
 
 def test_language_check_flags_or_drops_mislabelled_records(tmp_path: Path) -> None:
