@@ -32,6 +32,8 @@ WORD_SHINGLE = 3
 CHAR_SHINGLE = 4
 WORD_MEMO = 1 << 18
 """Tokens whose word hashes each process remembers; the memory is cleared when it holds more."""
+_FROM_FIRST_CJK = re.compile("[\u4e00-\U0010ffff]")
+"""A character from the first CJK ideograph up: a text without one is not Chinese (one scan in C finds it)."""
 _WORD = re.compile(r"\w+", re.UNICODE)
 _GRAM_WEIGHTS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 1], dtype=np.uint64)
 _MIX = (np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
@@ -74,14 +76,15 @@ def content_text(example: ChatExample, instruction: str | None = None) -> str:
 
 
 class _TokenWords(dict[str, tuple[int, ...]]):
-    """Whitespace-separated token → crc32 (of the UTF-8) of each word (``\\w+`` run) in it, worked out on first
-    sight: splitting on spaces and remembering tokens is several times faster than a regex over every text,
-    and gives the same words in the same order."""
+    """Whitespace-separated token → crc32 (of the UTF-8) of each word (``\\w+`` run) in it lower-cased, worked out
+    on first sight: splitting on spaces and remembering tokens is several times faster than a regex over every
+    text, and gives the same words in the same order (lower-casing a text changes no whitespace, and a
+    character's lower case depends on no character across one)."""
 
     def __missing__(self, token: str) -> tuple[int, ...]:
         if len(self) >= WORD_MEMO:
             self.clear()
-        value = self[token] = tuple(zlib.crc32(word.encode()) for word in _WORD.findall(token))
+        value = self[token] = tuple(zlib.crc32(word.encode()) for word in _WORD.findall(token.lower()))
         return value
 
 
@@ -134,16 +137,17 @@ def signatures(texts: Sequence[str]) -> list[bytes]:
     the text is mostly Chinese; the same whichever texts it is computed with."""
     if not texts:
         return []
-    lowered = [text.lower() for text in texts]
-    chinese = _mostly_chinese(lowered)
+    maybe = [i for i, text in enumerate(texts) if _FROM_FIRST_CJK.search(text)]
+    lowered = {i: texts[i].lower() for i in maybe}
+    chinese = dict(zip(maybe, _mostly_chinese([lowered[i] for i in maybe]), strict=True)) if maybe else {}
     words_of = _TOKEN_WORDS.__getitem__
     groups: dict[int, list[tuple[int, np.ndarray]]] = {WORD_SHINGLE: [], CHAR_SHINGLE: []}
-    for i, (text, is_chinese) in enumerate(zip(lowered, chinese, strict=True)):
-        if is_chinese:
-            compact = "".join(text.split()).encode("utf-32-le")
+    for i, text in enumerate(texts):
+        if chinese.get(i):
+            compact = "".join(lowered[i].split()).encode("utf-32-le")
             groups[CHAR_SHINGLE].append((i, np.frombuffer(compact, dtype=np.uint32).astype(np.uint64)))
         else:
-            words = chain.from_iterable(map(words_of, text.split()))
+            words = chain.from_iterable(map(words_of, text.split()))  # lower-cased token by token
             groups[WORD_SHINGLE].append((i, np.fromiter(words, dtype=np.uint64)))
     found: list[bytes] = [b""] * len(texts)
     for size, members in groups.items():
