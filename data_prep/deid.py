@@ -931,13 +931,18 @@ class _Facts:
         self._searched: dict[re.Pattern[str], bool] = {}
         self._present: set[str] | None = None
 
+    def present(self) -> set[str]:
+        """The pattern detectors' gate words that the text (in lower case) holds."""
+        if self._present is None:
+            automaton, _ = _gate_words()
+            self._present = {word for _, word in automaton.iter(self.lowered)}
+        return self._present
+
     def holds_any(self, words: Iterable[str]) -> bool:
         """Whether the text (in lower case) holds one of ``words``."""
-        automaton, known = _gate_words()
-        if self._present is None:
-            self._present = {word for _, word in automaton.iter(self.lowered)}
-        if not self._present.isdisjoint(words):
+        if not self.present().isdisjoint(words):
             return True
+        _, known = _gate_words()
         if known.issuperset(words):
             return False
         return any(word in self.lowered for word in words if word not in known)  # words the automaton lacks
@@ -982,12 +987,28 @@ class PatternLayer:
     whole text finds."""
 
     def __init__(self, detectors: Sequence[Detector]) -> None:
-        self._gated = [(detect, _gate_of(detect)) for detect in detectors]
+        self._detectors = list(detectors)
+        self._gated: list[tuple[Detector, bool, Iterable[str] | None, re.Pattern[str] | None, bool]] | None = None
         self._memo: dict[str, tuple[tuple[int, int, str], ...]] = {}
 
     def _scan(self, text: str) -> list[Span]:
+        """`_passes` for each detector, written out: it runs for every detector on every text scanned."""
+        if self._gated is None:  # (each gate, and whether its words are all the automaton's, worked out once)
+            _, known = _gate_words()
+            gates = [(detect, *_gate_of(detect)) for detect in self._detectors]
+            self._gated = [(*gate, gate[2] is not None and not known.issuperset(gate[2])) for gate in gates]
         facts = _Facts(text)
-        return [span for detect, gate in self._gated if _passes(facts, *gate) for span in detect(text)]
+        present, has_digit = facts.present(), facts.has_digit
+        spans: list[Span] = []
+        for detect, digits_only, words, needs, unknown_words in self._gated:
+            if digits_only and not has_digit:
+                continue
+            if words is not None and present.isdisjoint(words) and not (unknown_words and facts.holds_any(words)):
+                continue
+            if needs is not None and not facts.matches(needs):
+                continue
+            spans.extend(detect(text))
+        return spans
 
     def __call__(self, text: str) -> list[Span]:
         fields = text.split(FIELD_SEPARATOR)
