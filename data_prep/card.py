@@ -11,7 +11,6 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from data_prep.config import DataConfig
@@ -28,9 +27,8 @@ class ExampleStub(NamedTuple):
     answered: bool = True
 
 
-@dataclass(frozen=True)
-class RecordOutcome:
-    """What became of one record read: converted (``reason`` None) or rejected."""
+class RecordOutcome(NamedTuple):
+    """What became of one record read: converted (``reason`` None) or rejected (a tuple: one per record read)."""
 
     source: str
     lang: str

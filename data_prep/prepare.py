@@ -338,7 +338,9 @@ def prepare(
                     )
                     rejects.write(json.dumps(outcome.to_json(), ensure_ascii=False) + "\n")
                     continue
-                tally.redactions.update(outcome.redactions)
+                redactions = tally.redactions
+                for kind, count in outcome.redactions.items():  # (Counter.update of a dict runs in Python anyway)
+                    redactions[kind] += count
                 if outcome.reject is not None:
                     tally.outcomes.append(RecordOutcome(outcome.reject.source, outcome.lang, outcome.reject.reason))
                     rejects.write(json.dumps(outcome.reject.to_json(), ensure_ascii=False) + "\n")
