@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from data_prep.dates import length_of_stay
 from data_prep.examples import make_example
@@ -145,13 +145,41 @@ def _period(fields: dict[str, Any], lang: str) -> str:
     return text
 
 
+class _LabLines(NamedTuple):
+    """What the tasks write of one lab in one language."""
+
+    status: str
+    row: str
+    """Its line in a lab table: "- Гемоглобин: 98 г/л (120–160)"."""
+    assessment: str
+    """`_lab_assessment`."""
+
+
+LAB_FIELDS = ("name", "value", "unit", "ref_low", "ref_high")
+"""All that the tasks read of a lab entry."""
+_ABSENT = object()
+
+
+def _lab_lines(lab: dict[str, Any], lang: str) -> _LabLines:
+    """`_LabLines` of a lab, remembered by its fields: lab names, values and ranges repeat across records."""
+    fields = [lab.get(name, _ABSENT) for name in LAB_FIELDS]
+    try:
+        return _remembered_lab_lines(lang, *fields)
+    except TypeError:  # a field that cannot be remembered (unhashable): worked out each time
+        return _remembered_lab_lines.__wrapped__(lang, *fields)
+
+
+@lru_cache(maxsize=8192, typed=True)  # typed: 5 and 5.0 are written differently
+def _remembered_lab_lines(lang: str, name: Any, value: Any, unit: Any, ref_low: Any, ref_high: Any) -> _LabLines:
+    values = (name, value, unit, ref_low, ref_high)
+    lab = {key: item for key, item in zip(LAB_FIELDS, values, strict=True) if item is not _ABSENT}
+    row = f"{lab['name'].strip()}{WORDS[lang]['colon']}{_lab_value(lab)}"
+    row = "- " + _with_note(row, reference_range(lab, lang, unit=False), lang)
+    return _LabLines(lab_status(lab), row, _lab_assessment(lab, lang))
+
+
 def _lab_table(labs: list[dict[str, Any]], lang: str) -> list[str]:
-    colon = WORDS[lang]["colon"]
-    rows = []
-    for lab in labs:
-        row = f"{lab['name'].strip()}{colon}{_lab_value(lab)}"
-        rows.append("- " + _with_note(row, reference_range(lab, lang, unit=False), lang))
-    return rows
+    return [_lab_lines(lab, lang).row for lab in labs]
 
 
 def render_note(record: Record) -> str:
@@ -203,10 +231,10 @@ def structured_summary(record: Record, prompts: Prompts | None = None) -> list[C
         f"{headings['complaints']}{colon}{_text(fields, 'complaints') or words['no_data']}",
         f"{headings['diagnosis']}{colon}{diagnosis}",
     ]
-    abnormal = [lab for lab in _labs(fields) if lab_status(lab) in ("below", "above")]
+    abnormal = [lab for lab in (_lab_lines(entry, lang) for entry in _labs(fields)) if lab.status in ("below", "above")]
     if abnormal:
         lines.append(f"{headings['abnormal_labs']}{colon.rstrip()}")
-        lines.extend(f"- {_lab_assessment(lab, lang)}" for lab in abnormal)
+        lines.extend(f"- {lab.assessment}" for lab in abnormal)
     else:
         lines.append(f"{headings['abnormal_labs']}{colon}{words['no_abnormal']}")
     if prescriptions := _prescriptions(fields):
@@ -230,8 +258,8 @@ def lab_explanation(record: Record, prompts: Prompts | None = None) -> list[Chat
     stop = "。" if lang == "zh" else "."
     lines = [words["intro"]]
     for lab in labs:
-        status = lab_status(lab)
-        line = f"- {_lab_assessment(lab, lang)}{stop}"
+        status, _, assessment = _lab_lines(lab, lang)
+        line = f"- {assessment}{stop}"
         if status in ("below", "above"):
             line += ("" if lang == "zh" else " ") + lab_meaning(lab["name"], lang, status)
         elif status == "unknown":
