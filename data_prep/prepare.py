@@ -112,7 +112,7 @@ def _convert_mixed(chunk: list[tuple[int, Record | Reject]]) -> list[tuple[int, 
 
 
 SPOOL_PREFIX = ".examples."
-_SPOOLS: dict[tuple[int, str], Any] = {}
+_SPOOLS: dict[tuple[int, str], BinaryIO] = {}
 """Open spool files by (process id, output directory)."""
 
 
