@@ -28,8 +28,6 @@ def format_number(value: Any) -> str:
 
 
 def _as_float(value: Any) -> float | None:
-    if type(value) is float:
-        return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, str):
@@ -53,32 +51,15 @@ def lab_status(lab: dict[str, Any]) -> str:
     return "within"
 
 
-def _unit_of(lab: dict[str, Any]) -> str:
-    return (lab.get("unit") or "").strip()
-
-
-def _then_unit(text: str, unit: str) -> str:
-    return f"{text} {unit}" if unit else text
-
-
 def _with_unit(text: str, lab: dict[str, Any]) -> str:
-    return _then_unit(text, _unit_of(lab))
+    unit = (lab.get("unit") or "").strip()
+    return f"{text} {unit}" if unit else text
 
 
 def reference_range(lab: dict[str, Any], lang: str, unit: bool = True) -> str:
     """The reference range in words of ``lang`` ("норма: 120–160 г/л", "参考范围：≤5 mg/L")."""
-    written_unit = _unit_of(lab) if unit else None
-    low, high = lab.get("ref_low"), lab.get("ref_high")
-    try:
-        return _range_text(lang, low, high, written_unit)
-    except TypeError:  # a bound that cannot be remembered (unhashable): worked out each time
-        return _range_text.__wrapped__(lang, low, high, written_unit)
-
-
-@lru_cache(maxsize=4096, typed=True)  # typed: 5 and 5.0 are written differently
-def _range_text(lang: str, low: Any, high: Any, unit: str | None) -> str:
-    """`reference_range` of bounds ``low``/``high`` with ``unit`` (None: no unit); labs repeat their ranges."""
     words = WORDS[lang]
+    low, high = lab.get("ref_low"), lab.get("ref_high")
     if low is not None and high is not None:
         text = words["range"].format(low=format_number(low), high=format_number(high))
     elif high is not None:
@@ -87,12 +68,12 @@ def _range_text(lang: str, low: Any, high: Any, unit: str | None) -> str:
         text = words["range_min"].format(low=format_number(low))
     else:
         return words["no_range"]
-    if unit is None:
+    if not unit:
         return text
     # Kazakh "дейін" follows the unit: "5 мг/л дейін".
     if lang == "kk" and low is None:
-        return words["range_max"].format(high=_then_unit(format_number(high), unit))
-    return _then_unit(text, unit)
+        return words["range_max"].format(high=_with_unit(format_number(high), lab))
+    return _with_unit(text, lab)
 
 
 def _lab_value(lab: dict[str, Any]) -> str:
