@@ -952,26 +952,42 @@ class _Facts:
             self._searched[needs] = needs.search(self.text) is not None
         return self._searched[needs]
 
-    def applies(self, detect: Detector) -> bool:
-        """False for detectors that cannot match: number patterns on text without digits, script-specific
-        ones on text without that script, cue-led ones on text without any of their cue words."""
-        return _passes(self, *_gate_of(detect))
+
+GatedDetector = tuple[Detector, bool, "Iterable[str] | None", "re.Pattern[str] | None", bool]
 
 
-Gate = tuple[bool, "Iterable[str] | None", "re.Pattern[str] | None"]
+def _with_gates(detectors: Iterable[Detector]) -> list[GatedDetector]:
+    """Each detector with its gate: whether it needs a digit, words one of which it needs, a pattern it needs, and
+    whether those words go beyond the gate-word automaton's."""
+    _, known = _gate_words()
+    gated: list[GatedDetector] = []
+    for detect in detectors:
+        words = getattr(detect, "words", None)
+        needs = getattr(detect, "needs", None)
+        unknown = words is not None and not known.issuperset(words)
+        gated.append((detect, getattr(detect, "digits_only", False), words, needs, unknown))
+    return gated
 
 
-def _gate_of(detect: Detector) -> Gate:
-    """(needs a digit, words one of which it needs, pattern it needs) of a detector."""
-    return getattr(detect, "digits_only", False), getattr(detect, "words", None), getattr(detect, "needs", None)
-
-
-def _passes(facts: _Facts, digits_only: bool, words: Iterable[str] | None, needs: re.Pattern[str] | None) -> bool:
-    if digits_only and not facts.has_digit:
-        return False
-    if words is not None and not facts.holds_any(words):
-        return False
-    return needs is None or facts.matches(needs)
+def _scan_gated(gated: Sequence[GatedDetector], text: str) -> list[Span]:
+    """What the detectors find in ``text``, skipping those that cannot match: number patterns on text without
+    digits, script-specific ones on text without that script, cue-led ones on text without any of their cue
+    words. (The gates are checked here in line, not in a call per detector: this runs for every detector on
+    every text scanned.)"""
+    facts = _Facts(text)
+    present: set[str] | None = None
+    spans: list[Span] = []
+    for detect, digits_only, words, needs, unknown_words in gated:
+        if digits_only and not facts.has_digit:
+            continue
+        if words is not None:
+            present = facts.present() if present is None else present
+            if present.isdisjoint(words) and not (unknown_words and facts.holds_any(words)):
+                continue
+        if needs is not None and not facts.matches(needs):
+            continue
+        spans.extend(detect(text))
+    return spans
 
 
 MEMO_CHARS = 200
@@ -988,27 +1004,13 @@ class PatternLayer:
 
     def __init__(self, detectors: Sequence[Detector]) -> None:
         self._detectors = list(detectors)
-        self._gated: list[tuple[Detector, bool, Iterable[str] | None, re.Pattern[str] | None, bool]] | None = None
+        self._gated: list[GatedDetector] | None = None  # worked out on first use (the automaton is built then)
         self._memo: dict[str, tuple[tuple[int, int, str], ...]] = {}
 
     def _scan(self, text: str) -> list[Span]:
-        """`_passes` for each detector, written out: it runs for every detector on every text scanned."""
-        if self._gated is None:  # (each gate, and whether its words are all the automaton's, worked out once)
-            _, known = _gate_words()
-            gates = [(detect, *_gate_of(detect)) for detect in self._detectors]
-            self._gated = [(*gate, gate[2] is not None and not known.issuperset(gate[2])) for gate in gates]
-        facts = _Facts(text)
-        present, has_digit = facts.present(), facts.has_digit
-        spans: list[Span] = []
-        for detect, digits_only, words, needs, unknown_words in self._gated:
-            if digits_only and not has_digit:
-                continue
-            if words is not None and present.isdisjoint(words) and not (unknown_words and facts.holds_any(words)):
-                continue
-            if needs is not None and not facts.matches(needs):
-                continue
-            spans.extend(detect(text))
-        return spans
+        if self._gated is None:
+            self._gated = _with_gates(self._detectors)
+        return _scan_gated(self._gated, text)
 
     def __call__(self, text: str) -> list[Span]:
         fields = text.split(FIELD_SEPARATOR)
@@ -1063,10 +1065,7 @@ def find_spans(jobs: Sequence[tuple[str, Sequence[AnyDetector]]]) -> list[list[S
     over every text that asks for it."""
     found: list[list[Span]] = []
     for text, detectors in jobs:
-        facts = _Facts(text)
-        found.append(
-            [span for d in detectors if not isinstance(d, Reviewer) and facts.applies(d) for span in d(text)]
-        )
+        found.append(_scan_gated(_with_gates(d for d in detectors if not isinstance(d, Reviewer)), text))
     reviewers = {id(d): d for _, detectors in jobs for d in detectors if isinstance(d, Reviewer)}
     for reviewer in reviewers.values():
         asking = [i for i, (_, detectors) in enumerate(jobs) if any(d is reviewer for d in detectors)]
