@@ -57,6 +57,7 @@ class Made(NamedTuple):
     spool file."""
 
     def example(self) -> ChatExample:
+        """The example back from its line (not once the line is spooled: then read it at ``at``)."""
         row = json.loads(self.line)
         return ChatExample(messages=row["messages"], meta=row["meta"])
 

@@ -103,8 +103,8 @@ def passages_to_read(text: str, found: Sequence[Span] = ()) -> Iterator[tuple[in
 def _person_spans(passages: list[str]) -> list[PersonSpans]:
     """(start, stop) of each person the model finds in each passage. Exports repeat template sentences
     ("из препаратов называет Конкор"), so each process remembers the answers for the passages it has read:
-    the model tags a passage the same way whatever else is in its batch (checked on 2,600 passages of the
-    bundled and test notes), so a remembered answer is the one a new pass would give."""
+    the model tags a passage the same way whatever else is in its batch (a test checks it on the PII test set's
+    passages), so a remembered answer is the one a new pass would give."""
     unseen = list(dict.fromkeys(p for p in passages if p not in _MEMO))
     if unseen:
         if len(_MEMO) + len(unseen) > MEMO_SIZE:
