@@ -299,13 +299,25 @@ def check_packing_supported(model: PreTrainedModel) -> None:
 
 
 def check_lora_config(peft_config: Any, tokens_added: bool = False) -> None:
-    """No full copies of lm_head/embed_tokens in the adapter unless new tokens were added to the vocabulary."""
+    """No full copies of lm_head/embed_tokens in the adapter unless new tokens were added to the vocabulary, and
+    then only tied.
+
+    Gemma ties lm_head to embed_tokens. A trained copy of one side that PEFT does not keep tied leaves the adapter
+    with two different matrices, while a merged checkpoint with `tie_word_embeddings` and GGUF (one matrix for both)
+    keep only one of them: the exported model would not compute what base+adapter computed.
+    """
     saved = set(getattr(peft_config, "modules_to_save", None) or [])
     copies = sorted(saved & set(EMBEDDING_MODULES))
     if copies and not tokens_added:
         raise AdapterContentError(
             f"lora: modules_to_save={copies} would copy Gemma's 262k-token embedding matrix (~0.7B parameters for "
             "the 4B model) into the adapter; only do that when new tokens were added to the vocabulary."
+        )
+    if copies and not getattr(peft_config, "ensure_weight_tying", False):
+        raise AdapterContentError(
+            f"lora: modules_to_save={copies} trains one side of Gemma's tied embedding (lm_head shares "
+            "embed_tokens' weights); set ensure_weight_tying=True so both sides stay one matrix through training, "
+            "merging and GGUF export."
         )
 
 

@@ -9,6 +9,7 @@ Under `accelerate launch` every rank trains and only the main process writes.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -88,6 +89,17 @@ def has_images(dataset: Dataset) -> bool:
     return "images" in dataset.column_names
 
 
+def checkpointing_arguments(enabled: bool) -> dict[str, Any]:
+    """Non-reentrant activation recomputation under the name this transformers release uses.
+
+    transformers 5.24 renamed `gradient_checkpointing*` to `activation_checkpointing*` and warns on the old names;
+    earlier 5.x releases only know the old ones.
+    """
+    fields = {field.name for field in dataclasses.fields(SFTConfig)}
+    prefix = "activation" if "activation_checkpointing" in fields else "gradient"
+    return {f"{prefix}_checkpointing": enabled, f"{prefix}_checkpointing_kwargs": {"use_reentrant": False}}
+
+
 def sft_config(
     recipe: Recipe, checkpoint_dir: Path, has_eval: bool, packing: bool | None = None, multimodal: bool = False
 ) -> SFTConfig:
@@ -115,8 +127,7 @@ def sft_config(
         weight_decay=train.weight_decay,
         max_grad_norm=train.max_grad_norm,
         optim=train.optim,
-        gradient_checkpointing=train.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
+        **checkpointing_arguments(train.gradient_checkpointing),
         assistant_only_loss=train.assistant_only_loss,
         packing=train.packing if packing is None else packing,
         packing_strategy="bfd",

@@ -38,7 +38,10 @@ def _peft_model(config):  # type: ignore[no-untyped-def]
     from finetune.recipe import LoraConfig
 
     base = build_random_qlora_base(config, device="cuda")
-    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(base, "activation_checkpointing_enable"):  # the name since transformers 5.24
+        base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     base.enable_input_require_grads()
     add_fused_lm_head(base, outputs=("log_probs",))
     return get_peft_model(base, lora_config(base, LoraConfig(r=16, alpha=32, dropout=0.0)))

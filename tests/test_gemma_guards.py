@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -242,7 +243,8 @@ def test_no_embedding_copies_in_the_adapter_and_its_size_is_reported(tiny_model_
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM
 
-    copying = PeftLoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], modules_to_save=["lm_head"])
+    copying = PeftLoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], modules_to_save=["lm_head"],
+                             ensure_weight_tying=True)
     with pytest.raises(AdapterContentError, match=r"0\.7B"):
         check_lora_config(copying)
     check_lora_config(copying, tokens_added=True)  # new tokens are the one reason to train the embeddings
@@ -258,6 +260,40 @@ def test_no_embedding_copies_in_the_adapter_and_its_size_is_reported(tiny_model_
     summary = adapter_summary(tmp_path / "lean")
     assert summary["adapter_parameters"] == sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert summary["adapter_bytes"] == (tmp_path / "lean" / "adapter_model.safetensors").stat().st_size
+
+
+def test_a_trained_embedding_stays_tied_through_the_merge(tiny_model_dir) -> None:
+    """Without ensure_weight_tying, PEFT trains a copy of lm_head apart from embed_tokens: base+adapter then computes
+    with two matrices while the merged, still tied checkpoint (and GGUF, which keeps one) has only one."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    untied = PeftLoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], modules_to_save=["lm_head"])
+    with pytest.raises(AdapterContentError, match="ensure_weight_tying=True"):
+        check_lora_config(untied, tokens_added=True)
+    with pytest.warns(UserWarning, match="tie_word_embeddings=True` and a tied layer is part of the adapter"):
+        untied_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), untied)
+    head = untied_model.base_model.model.lm_head.modules_to_save["default"]
+    assert head.weight.data_ptr() != untied_model.base_model.model.model.embed_tokens.weight.data_ptr()
+
+    tied = PeftLoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], modules_to_save=["embed_tokens"],
+                          ensure_weight_tying=True)
+    check_lora_config(tied, tokens_added=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tied).eval()
+    torch.manual_seed(0)
+    with torch.no_grad():  # what training new tokens does: the embedding rows change
+        embedding = model.base_model.model.model.embed_tokens.modules_to_save["default"].weight
+        embedding[100:120] += 0.5 * torch.randn_like(embedding[100:120])
+    ids = torch.tensor([[2, 100, 105, 110, 115, 300, 400]])
+    with torch.no_grad():
+        expected = model(input_ids=ids).logits
+        merged = model.merge_and_unload().eval()
+        got = merged(input_ids=ids).logits
+    assert merged.lm_head.weight.data_ptr() == merged.model.embed_tokens.weight.data_ptr(), "still one matrix"
+    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
 
 
 def test_an_evaluation_does_not_cut_the_gradients_of_4bit_layers(tiny_model_dir) -> None:
@@ -289,13 +325,64 @@ def test_an_evaluation_does_not_cut_the_gradients_of_4bit_layers(tiny_model_dir)
         with torch.no_grad():
             model(input_ids=ids)
 
-    before = first_layer_gradient()
-    evaluate()
-    assert torch.allclose(first_layer_gradient(), before, rtol=1e-4, atol=1e-7)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*gemv_4bit.*autograd kernel was not registered")
+        before = first_layer_gradient()
+        evaluate()
+        assert torch.allclose(first_layer_gradient(), before, rtol=1e-4, atol=1e-7)
     if has_avx512bf16():  # the failure, on CPUs where bitsandbytes takes the packed path
         for layer in model.modules():
             if hasattr(layer, "support_avx512bf16_for_cpu"):
                 layer.support_avx512bf16_for_cpu = True
         evaluate()
-        assert (first_layer_gradient() - before).norm() > 0.5 * before.norm()
+        with pytest.warns(UserWarning, match="gemv_4bit: an autograd kernel was not registered"):
+            cut = first_layer_gradient()
+        assert (cut - before).norm() > 0.5 * before.norm()
+
+
+def test_lora_gradients_through_the_4bit_base_equal_those_through_its_dequantized_copy(tiny_model_dir) -> None:
+    """The QLoRA training path on CPU differentiates through bitsandbytes' dequantize-then-matmul, not through a
+    kernel without a backward: every LoRA gradient equals the one computed on a full-precision copy of the 4-bit
+    weights, after an evaluation too."""
+    from bitsandbytes.functional import dequantize_4bit
+    from bitsandbytes.nn import Linear4bit
+    from peft import get_peft_model
+
+    from finetune.model import load_for_training, load_full_precision, lora_config
+    from finetune.recipe import LoraConfig, ModelConfig
+
+    quantized = load_for_training(ModelConfig(base=str(tiny_model_dir)))
+    full = load_full_precision(str(tiny_model_dir), dtype=torch.float32, device="cpu")
+    layers = {name: module for name, module in quantized.named_modules() if isinstance(module, Linear4bit)}
+    assert len(layers) >= 14
+    with torch.no_grad():
+        for name, module in layers.items():
+            full.get_submodule(name).weight.copy_(dequantize_4bit(module.weight.data, module.weight.quant_state))
+    settings = LoraConfig(r=4, alpha=8, dropout=0.0)
+    models = [get_peft_model(base, lora_config(base, settings)) for base in (quantized, full)]
+    torch.manual_seed(0)
+    for parameter in models[0].parameters():
+        if parameter.requires_grad:
+            torch.nn.init.normal_(parameter, std=0.05)
+    lora_weights = {name: p for name, p in models[0].named_parameters() if p.requires_grad}
+    models[1].load_state_dict(lora_weights, strict=False)
+    ids = torch.tensor([[2, 100, 200, 300, 400, 500, 600, 700, 800, 900]])
+
+    def lora_gradients(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        model.eval()
+        with torch.no_grad():
+            model(input_ids=ids)  # an evaluation first, as training with eval_steps does
+        model.train()
+        model.zero_grad()
+        model(input_ids=ids, labels=ids).loss.backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters() if p.requires_grad}
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*autograd kernel was not registered")
+        through_4bit, through_copy = (lora_gradients(model) for model in models)
+    assert through_4bit.keys() == through_copy.keys() and len(through_4bit) == 2 * len(layers)
+    for name, gradient in through_4bit.items():
+        expected = through_copy[name]
+        assert expected.norm() > 0, name
+        assert torch.allclose(gradient, expected, rtol=1e-3, atol=1e-6), (name, (gradient - expected).abs().max())
 
