@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 MANIFEST_NAME = "manifest.json"
@@ -44,6 +44,15 @@ def write_manifest(root: Path, extra: dict[str, Any] | None = None) -> Path:
     return target
 
 
+def _outside(name: str, path: Path, inside: Path) -> bool:
+    """Whether a manifest entry names a file outside the bundle: checking it would read (and vouch for) a file
+    the bundle does not hold, such as `../../../etc/hostname` or `/etc/hostname`."""
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or PureWindowsPath(name).is_absolute() or PureWindowsPath(name).drive or ".." in pure.parts:
+        return True
+    return not path.resolve().is_relative_to(inside)
+
+
 def verify_bundle(root: str | Path) -> list[str]:
     """Every problem found in the bundle at `root`, one line each; an empty list means it is intact."""
     root = Path(root)
@@ -63,8 +72,16 @@ def verify_bundle(root: str | Path) -> list[str]:
     for name in REQUIRED_FILES:
         if name not in listed:
             problems.append(f"{name}: required file is not in the manifest")
+    inside = root.resolve()
     for name, entry in listed.items():
         path = root / name
+        if _outside(name, path, inside):
+            problems.append(f"{name}: outside the bundle (an absolute path, '..' or a link leading out); a manifest "
+                            "lists only files inside its bundle, so this one was altered: re-export or ask the sender")
+            continue
+        if not isinstance(entry, dict):
+            problems.append(f"{name}: manifest entry is not a mapping with sha256 and bytes")
+            continue
         if not path.is_file():
             problems.append(f"{name}: listed in the manifest but missing")
             continue

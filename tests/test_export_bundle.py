@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from finetune.cli import main
 from finetune.export import MERGE_REPORT_NAME, export, refresh_model_card
-from finetune.manifest import verify_bundle
+from finetune.manifest import REQUIRED_FILES, sha256_file, verify_bundle, write_manifest
 from finetune.model import lora_config
 from finetune.recipe import LoraConfig
 from finetune.train import StageInputError
@@ -258,3 +258,40 @@ def test_ollama_template_renders_like_the_gemma_chat_template(bundle: Path, tmp_
     expected = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True).removeprefix("<bos>")
                 for c in conversations]
     assert rendered == expected
+
+
+def _small_bundle(root: Path) -> Path:
+    """A bundle with the required files and placeholder weights: enough for the manifest checks, no model."""
+    root.mkdir(parents=True)
+    for name in (*REQUIRED_FILES, "model.safetensors"):
+        (root / name).write_text(f"{name}\n", encoding="utf-8")
+    write_manifest(root)
+    return root
+
+
+@pytest.mark.parametrize("where", ["relative", "absolute", "link"])
+def test_verify_refuses_manifest_entries_outside_the_bundle(tmp_path: Path, where: str, capsys) -> None:
+    """An entry that leads out of the bundle is a problem, even when the file it names has the listed hash."""
+    bundle = _small_bundle(tmp_path / "deep" / "bundle")
+    outside = tmp_path / "hostname"
+    outside.write_text("clinic-host\n", encoding="utf-8")
+    name = {"relative": "../../hostname", "absolute": str(outside), "link": "hostname"}[where]
+    if where == "link":
+        (bundle / "hostname").symlink_to(outside)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"][name] = {"sha256": sha256_file(outside), "bytes": outside.stat().st_size}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    assert verify_bundle(bundle) == [f"{name}: outside the bundle (an absolute path, '..' or a link leading out); a "
+                                     "manifest lists only files inside its bundle, so this one was altered: re-export "
+                                     "or ask the sender"]
+    assert main(["export", "--verify", str(bundle)]) == 1
+    assert f"{name}: outside the bundle" in capsys.readouterr().err
+
+
+def test_verify_passes_a_small_intact_bundle_and_names_a_malformed_entry(tmp_path: Path) -> None:
+    bundle = _small_bundle(tmp_path / "bundle")
+    assert verify_bundle(bundle) == []
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["files"]["NOTICE"] = "not a mapping"
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    assert verify_bundle(bundle) == ["NOTICE: manifest entry is not a mapping with sha256 and bytes"]
