@@ -6,6 +6,7 @@ silently ignored setting.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -45,6 +46,11 @@ LANGS: tuple[str, ...] = ("ru", "kk", "zh")
 SUPPORTED_LANGS: tuple[str, ...] = ("ru", "kk", "zh", "en")
 """Languages a record may be in: the clinics' three, and English for public sets and mixed use."""
 TASK_NAMES: tuple[str, ...] = ("structured_summary", "lab_explanation")
+MAX_SEED = 2**32 - 1
+"""numpy's seeds stop here; a larger one fails only once training starts."""
+MAX_WORKERS = 256
+MAX_TOKENS = 131_072
+"""Gemma 3's context length: no example can be longer."""
 """Default tasks of clinical records (kept as the bundled demo's default)."""
 
 RECORD_KIND_OF_FORMAT: dict[str, str] = {
@@ -79,13 +85,32 @@ DEFAULT_TASKS_OF_KIND: dict[str, tuple[str, ...]] = {
 }
 
 
+class _Config(BaseModel):
+    """Unknown keys, infinities and NaN are errors, and so is a bad value assigned later (e.g. by the CLI)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+def path_overlap(source: str | Path, out_dir: str | Path) -> str | None:
+    """How a source and prepare's output folder overlap, if they do: writing there would overwrite the export
+    (train.jsonl over a clinic's train.jsonl) or read the outputs back as records on the next run."""
+    src, out = Path(source).expanduser().resolve(), Path(out_dir).expanduser().resolve()
+    kind = "folder" if src.is_dir() else "file"
+    if src == out:
+        return f"the output folder {out_dir} is the source {kind} {source} itself"
+    if src.is_relative_to(out):
+        return f"the source {kind} {source} is inside the output folder {out_dir}"
+    if out.is_relative_to(src):
+        return f"the output folder {out_dir} is inside the source {kind} {source}"
+    return None
+
+
 def default_tasks(fmt: str) -> list[str]:
     """The tasks a source of format ``fmt`` builds when the recipe names none."""
     return list(DEFAULT_TASKS_OF_KIND[RECORD_KIND_OF_FORMAT[fmt]])
 
 
-class SourceConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SourceConfig(_Config):
 
     path: str | None = Field(
         default=None,
@@ -163,8 +188,7 @@ class SourceConfig(BaseModel):
         return self
 
 
-class DeidConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DeidConfig(_Config):
 
     enabled: bool = Field(default=True, description="Redact personal data from free text before use.")
     replace_with: Literal["placeholder", "surrogate"] = Field(
@@ -175,19 +199,22 @@ class DeidConfig(BaseModel):
         default=False,
         description="Shift dates by a per-patient offset instead of replacing them, keeping intervals.",
     )
-    max_shift_days: int = Field(default=365, ge=1, description="Largest date shift in days, either way.")
+    max_shift_days: int = Field(
+        default=365, ge=1, le=3650, description="Largest date shift in days, either way (at most ten years)."
+    )
     ner: bool = Field(
         default=True,
         description="Also find person names in Russian text with natasha's NER model (Kazakh names: patterns).",
     )
 
 
-class SplitConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SplitConfig(_Config):
 
     validation: float = Field(default=0.1, description="Share of patients held out for validation.")
     test: float = Field(default=0.1, description="Share of patients held out for the final test.")
-    seed: int = Field(default=42, description="Seed of the patient shuffle; same seed, same split.")
+    seed: int = Field(
+        default=42, ge=0, le=MAX_SEED, description="Seed of the patient shuffle; same seed, same split."
+    )
 
     @model_validator(mode="after")
     def _fractions_leave_room_for_training(self) -> SplitConfig:
@@ -203,13 +230,13 @@ class SplitConfig(BaseModel):
         return self
 
 
-class QualityConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class QualityConfig(_Config):
 
     min_chars: int = Field(default=20, ge=0, description="Reject examples whose answer is shorter than this.")
     max_tokens: int | None = Field(
         default=1024,
         ge=1,
+        le=MAX_TOKENS,
         description="Reject examples longer than this in tokens; needs a token counter, None disables.",
     )
     dedup: bool = Field(default=True, description="Drop exact duplicates of a message list.")
@@ -231,8 +258,7 @@ def _bundled_sources() -> list[SourceConfig]:
     return [SourceConfig(lang=lang) for lang in LANGS]  # type: ignore[arg-type]
 
 
-class PromptOverrides(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PromptOverrides(_Config):
 
     system: dict[Lang, str] = Field(default_factory=dict, description="System prompt per language.")
     tasks: dict[TaskName, dict[Lang, str]] = Field(
@@ -240,8 +266,7 @@ class PromptOverrides(BaseModel):
     )
 
 
-class DataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class DataConfig(_Config):
 
     sources: list[SourceConfig] = Field(
         default_factory=_bundled_sources, description="Record files to read; default: the bundled samples."
@@ -253,7 +278,8 @@ class DataConfig(BaseModel):
         default_factory=PromptOverrides, description="Replace the built-in prompts (ru, kk, zh, en)."
     )
     workers: int = Field(
-        default=1, ge=1, description="Processes that de-identify and build examples; 2+ uses more cores."
+        default=1, ge=1, le=MAX_WORKERS, description="Processes that de-identify and build examples; 2+ uses more "
+        "cores."
     )
     patient_salt: str = Field(
         default="medtune", description="Salt for hashing patient ids into group keys; keep it private."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from data_prep.config import DataConfig
+from data_prep.config import MAX_SEED, MAX_TOKENS, DataConfig, path_overlap
 from finetune.eval_config import EvalConfig
 
 RESOLVED_RECIPE_NAME = "recipe.resolved.yaml"
@@ -27,7 +28,9 @@ class RecipeError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    """Unknown keys, infinities and NaN are errors, and so is a bad value assigned later (e.g. by the CLI)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class TinyModelConfig(_Section):
@@ -37,14 +40,18 @@ class TinyModelConfig(_Section):
         "causal", description="Gemma3ForCausalLM (like medgemma-27b-text-it) or Gemma3ForConditionalGeneration "
         "with a tiny vision tower (like medgemma-4b-it)."
     )
-    seed: int = Field(0, description="Seed for weights and tokenizer: the same seed builds the same model.")
-    vocab_size: int = Field(4000, ge=300, description="Upper bound for the trained SentencePiece vocabulary.")
-    hidden_size: int = Field(128, ge=32)
+    seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="Seed for weights and tokenizer: the same seed builds the same model."
+    )
+    vocab_size: int = Field(
+        4000, ge=300, le=262_144, description="Upper bound for the trained SentencePiece vocabulary."
+    )
+    hidden_size: int = Field(128, ge=32, le=4096)
     initializer_range: float = Field(
-        0.1, gt=0, description="Std of the random weights; a larger one gives the frozen (tied) embeddings "
+        0.1, gt=0, le=1.0, description="Std of the random weights; a larger one gives the frozen (tied) embeddings "
         "enough norm for LoRA to move the logits, as trained embeddings have."
     )
-    num_layers: int = Field(2, ge=1)
+    num_layers: int = Field(2, ge=1, le=64)
 
 
 class ModelConfig(_Section):
@@ -79,8 +86,8 @@ class ModelConfig(_Section):
 class LoraConfig(_Section):
     """The LoRA adapter."""
 
-    r: int = Field(16, ge=1)
-    alpha: int = Field(32, ge=1)
+    r: int = Field(16, ge=1, le=1024)
+    alpha: int = Field(32, ge=1, le=8192)
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
     target_modules: list[str] | Literal["all-linear"] = Field(
         "all-linear", description="Module names to adapt; all-linear covers attention and MLP projections."
@@ -93,17 +100,20 @@ class LoraConfig(_Section):
 class TrainConfig(_Section):
     """Optimisation; fields mirror TRL's SFTConfig names where one exists."""
 
-    num_train_epochs: float = Field(1.0, gt=0)
-    max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run the epochs).")
-    learning_rate: float = Field(2e-4, gt=0)
-    per_device_train_batch_size: int = Field(1, ge=1)
-    gradient_accumulation_steps: int = Field(8, ge=1)
+    num_train_epochs: float = Field(1.0, gt=0, le=1000)
+    max_steps: int = Field(
+        -1, ge=-1, le=10**9, description="Stop after this many optimizer steps (-1: run the epochs)."
+    )
+    learning_rate: float = Field(2e-4, gt=0, le=1.0, description="Peak learning rate; LoRA uses about 1e-4 to 1e-3.")
+    per_device_train_batch_size: int = Field(1, ge=1, le=1024)
+    gradient_accumulation_steps: int = Field(8, ge=1, le=4096)
     max_length: int = Field(
-        2048, ge=16, description="Longest training row in tokens: examples are truncated to it, packed rows fill it."
+        2048, ge=16, le=MAX_TOKENS, description="Longest training row in tokens: examples are truncated to it, "
+        "packed rows fill it."
     )
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     lr_scheduler_type: str = "cosine"
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, le=1.0)
     max_grad_norm: float = Field(0.3, gt=0)
     optim: str = Field("adamw_torch", description="Any transformers optimizer name, e.g. paged_adamw_8bit on GPU.")
     gradient_checkpointing: bool = Field(True, description="Recompute activations (non-reentrant) to save memory.")
@@ -113,11 +123,12 @@ class TrainConfig(_Section):
         "at every example boundary); image+text data is never packed."
     )
     eval_steps: int | None = Field(
-        None, ge=1, description="Evaluate on the validation split and save a checkpoint every N optimizer steps "
-        "(None: at the end of each epoch)."
+        None, ge=1, le=10**9, description="Evaluate on the validation split and save a checkpoint every N "
+        "optimizer steps (None: at the end of each epoch)."
     )
     early_stopping_patience: int | None = Field(
-        3, ge=1, description="Stop after this many evaluations without a lower validation loss (None: never)."
+        3, ge=1, le=10_000, description="Stop after this many evaluations without a lower validation loss "
+        "(None: never)."
     )
     early_stopping_threshold: float = Field(
         0.0, ge=0, description="The least drop in validation loss that counts as an improvement for early stopping."
@@ -125,8 +136,10 @@ class TrainConfig(_Section):
     load_best_model_at_end: bool = Field(
         True, description="Write the checkpoint with the lowest validation loss as the adapter, not the last one."
     )
-    save_total_limit: int = Field(2, ge=1, description="Checkpoints kept on disk; the best one is always among them.")
-    logging_steps: int = Field(10, ge=1)
+    save_total_limit: int = Field(
+        2, ge=1, le=1000, description="Checkpoints kept on disk; the best one is always among them."
+    )
+    logging_steps: int = Field(10, ge=1, le=10**9)
     report_to: list[Literal["wandb", "tensorboard"]] = Field(
         default_factory=list, description="Loggers; wandb runs offline unless WANDB_MODE says otherwise. Event files "
         "are written inside the adapter directory."
@@ -156,9 +169,20 @@ class ExportConfig(_Section):
         "bf16", description="GGUF weight type; bf16 keeps MedGemma's weights as they are, q8_0 halves the size."
     )
     merge_check_prompts: int = Field(
-        4, ge=1, description="Held-out conversations on which merged and base+adapter outputs are compared."
+        4, ge=1, le=1000, description="Held-out conversations on which merged and base+adapter outputs are compared."
     )
-    merge_check_new_tokens: int = Field(16, ge=1, description="Greedy tokens generated per prompt for that check.")
+    merge_check_new_tokens: int = Field(
+        16, ge=1, le=4096, description="Greedy tokens generated per prompt for that check."
+    )
+
+    @field_validator("max_shard_size")
+    @classmethod
+    def _shard_size_is_a_size(cls, value: str) -> str:
+        """The form transformers' save_pretrained reads, checked now rather than after training."""
+        match = re.fullmatch(r"(\d+)(KB|MB|GB|KIB|MIB|GIB)", value.strip().upper())
+        if match is None or int(match.group(1)) == 0:
+            raise ValueError("expected a whole positive number and a unit, e.g. 500MB, 2GB or 5GiB")
+        return value.strip()
 
 
 class ServeConfig(_Section):
@@ -166,12 +190,13 @@ class ServeConfig(_Section):
 
     host: str = Field("127.0.0.1", description="Bind address; loopback unless you mean to expose it.")
     port: int = Field(8000, ge=0, le=65535)
-    max_batch_size: int = Field(8, ge=1, description="Concurrent requests for one model decoded in one batch.")
+    max_batch_size: int = Field(8, ge=1, le=1024, description="Concurrent requests for one model decoded in one batch.")
     batch_wait_ms: float = Field(
-        5.0, ge=0, description="How long the first request of a batch waits for others to join it."
+        5.0, ge=0, le=10_000, description="How long the first request of a batch waits for others to join it."
     )
     max_tokens_limit: int | None = Field(
-        None, ge=1, description="Refuse requests asking for more new tokens than this (400); None: the context."
+        None, ge=1, le=MAX_TOKENS, description="Refuse requests asking for more new tokens than this (400); None: "
+        "the context."
     )
     log_text: bool = Field(
         False, description="Log prompts and completions (they hold patient text): only for debugging on test data."
@@ -183,7 +208,7 @@ class Recipe(_Section):
 
     name: str
     output_dir: str = Field(description="Every stage writes under this directory (relative to the working dir).")
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=MAX_SEED)
     model: ModelConfig
     data: DataConfig = Field(default_factory=DataConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
@@ -219,6 +244,17 @@ class Recipe(_Section):
                 f"({self.train.max_length}): longer examples would be truncated mid-answer, training the model "
                 "on answers that never end; lower data.quality.max_tokens or raise train.max_length"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _sources_stay_out_of_the_data_dir(self) -> Recipe:
+        """prepare writes train.jsonl and the rest into output_dir/data: a source there would be overwritten."""
+        for index, source in enumerate(self.data.sources):
+            if source.path is not None and (overlap := path_overlap(source.path, self.data_dir)):
+                raise ValueError(
+                    f"data.sources[{index}].path: {overlap} (output_dir/data), where prepare writes its splits; "
+                    "keep the export outside it, or set output_dir elsewhere"
+                )
         return self
 
     # Where each stage writes. Stages read only what the previous stage wrote there.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 from pydantic import ValidationError
 
-from data_prep.config import DataConfig, QualityConfig, SourceConfig, SplitConfig
+from data_prep.config import DataConfig, QualityConfig, SourceConfig, SplitConfig, path_overlap
 
 
 def test_defaults_use_the_three_bundled_samples_with_both_tasks() -> None:
@@ -83,3 +85,52 @@ def test_loads_from_yaml() -> None:
     assert config.sources[0].tasks == ["lab_explanation"]
     assert config.quality.max_tokens is None
     assert config.split.seed == 7
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ({"workers": 0}, "workers"),
+        ({"workers": 100_000}, "workers"),
+        ({"quality": {"near_dup_threshold": float("nan")}}, "quality.near_dup_threshold"),
+        ({"quality": {"max_tokens": "1e400"}}, "quality.max_tokens"),
+        ({"quality": {"max_tokens": 10**9}}, "quality.max_tokens"),
+        ({"split": {"validation": float("nan")}}, "split.validation"),
+        ({"split": {"seed": -1}}, "split.seed"),
+        ({"deid": {"max_shift_days": 10**6}}, "deid.max_shift_days"),
+    ],
+)
+def test_out_of_range_numbers_are_errors_that_name_the_field(raw: dict, field: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        DataConfig.model_validate(raw)
+    assert ".".join(map(str, error.value.errors()[0]["loc"])) == field
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [("workers", None, 0), ("quality", "min_chars", -1), ("split", "seed", 2**40), ("deid", "max_shift_days", 0)],
+)
+def test_assignment_is_validated_too(section: str, field: str | None, value: int) -> None:
+    """The CLI assigns settings (e.g. --workers) to a loaded config: that goes through the same checks."""
+    config = DataConfig()
+    target, name = (config, section) if field is None else (getattr(config, section), field)
+    with pytest.raises(ValidationError, match=name):
+        setattr(target, name, value)
+
+
+@pytest.mark.parametrize(
+    ("source", "out", "expected"),
+    [
+        ("d/x.jsonl", "d", "the source file d/x.jsonl is inside the output folder d"),
+        ("d", "d/out", "the output folder d/out is inside the source folder d"),
+        ("d", "d", "the output folder d is the source folder d itself"),
+        ("d/x.jsonl", "e", None),
+        ("d/x.jsonl", "d/x", None),
+    ],
+)
+def test_path_overlap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, out: str,
+                      expected: str | None) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x.jsonl").write_text("{}\n", encoding="utf-8")
+    assert path_overlap(source, out) == expected

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from finetune.cli import main
 from finetune.recipe import (
@@ -138,9 +140,63 @@ def test_cli_override_without_recipe_uses_embedded(capsys: pytest.CaptureFixture
     assert '"max_steps": 3' in capsys.readouterr().out
 
 
-def test_every_verb_has_help(capsys: pytest.CaptureFixture[str]) -> None:
-    for verb in ("prepare", "train", "export", "serve", "eval", "run", "validate", "tiny-model"):
-        with pytest.raises(SystemExit) as exit_info:
-            main([verb, "--help"])
-        assert exit_info.value.code == 0
-        assert f"usage: medtune {verb}" in capsys.readouterr().out
+OUT_OF_RANGE = [
+    ("train.learning_rate=inf", "train.learning_rate: Input should be a finite number"),
+    ("train.learning_rate=.nan", "train.learning_rate: Input should be a finite number"),
+    ("train.learning_rate=0", "train.learning_rate: Input should be greater than 0"),
+    ("train.learning_rate=5", "train.learning_rate: Input should be less than or equal to 1"),
+    ("train.num_train_epochs=1e400", "train.num_train_epochs: Input should be a finite number"),
+    ("train.num_train_epochs=1.0e+9", "train.num_train_epochs: Input should be less than or equal to 1000"),
+    ("train.per_device_train_batch_size=1.0e+15", "train.per_device_train_batch_size: Input should be less than"),
+    ("train.per_device_train_batch_size=1.0e+20", "train.per_device_train_batch_size: Unable to parse"),
+    ("train.gradient_accumulation_steps=0", "train.gradient_accumulation_steps: Input should be greater than"),
+    ("train.max_length=10000000", "train.max_length: Input should be less than or equal to 131072"),
+    ("train.max_steps=-5", "train.max_steps: Input should be greater than or equal to -1"),
+    ("train.warmup_ratio=-.inf", "train.warmup_ratio: Input should be a finite number"),
+    ("train.max_grad_norm=.inf", "train.max_grad_norm: Input should be a finite number"),
+    ("train.weight_decay=-0.1", "train.weight_decay: Input should be greater than or equal to 0"),
+    ("lora.r=0", "lora.r: Input should be greater than or equal to 1"),
+    ("data.workers=0", "data.workers: Input should be greater than or equal to 1"),
+    ("data.quality.near_dup_threshold=.nan", "data.quality.near_dup_threshold: Input should be a finite number"),
+    ("serve.batch_wait_ms=.inf", "serve.batch_wait_ms: Input should be a finite number"),
+    ("export.max_shard_size=0GB", "export.max_shard_size: expected a whole positive number and a unit"),
+    ("export.max_shard_size=lots", "export.max_shard_size: expected a whole positive number and a unit"),
+    ("seed=-1", "seed: Input should be greater than or equal to 0"),
+]
+
+
+@pytest.mark.parametrize(("override", "message"), OUT_OF_RANGE)
+def test_out_of_range_numbers_are_refused_with_the_field(override: str, message: str) -> None:
+    with pytest.raises(RecipeError) as error:
+        load_recipe(None, [override])
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [("num_train_epochs: 1e400", "train.num_train_epochs"), ("learning_rate: .inf", "train.learning_rate"),
+     ("per_device_train_batch_size: 1.0e+20", "train.per_device_train_batch_size")],
+)
+def test_out_of_range_numbers_in_a_yaml_file_are_refused(tmp_path: Path, text: str, field: str) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text(f"name: x\noutput_dir: o\nmodel: {{base: b}}\ntrain:\n  {text}\n", encoding="utf-8")
+    with pytest.raises(RecipeError, match=rf"{path}: invalid recipe\n  {re.escape(field)}: "):
+        load_recipe(path)
+
+
+def test_assigning_an_out_of_range_number_is_refused() -> None:
+    recipe = load_recipe(None)
+    with pytest.raises(ValidationError, match="learning_rate"):
+        recipe.train.learning_rate = float("inf")
+    with pytest.raises(ValidationError, match="workers"):
+        recipe.data.workers = 0
+
+
+@pytest.mark.parametrize("source", ["{out}/data/train.jsonl", "{out}/data", "{out}", "{out}/data/export/ru.jsonl"])
+def test_a_source_where_prepare_writes_is_refused(tmp_path: Path, source: str) -> None:
+    out = tmp_path / "run"
+    raw = {**MINIMAL, "output_dir": str(out), "data": {"sources": [{"path": source.format(out=out), "lang": "ru"}]}}
+    with pytest.raises(RecipeError, match=r"data\.sources\[0\]\.path: .* \(output_dir/data\), where prepare writes"):
+        validate_recipe(raw)
+    raw["data"]["sources"][0]["path"] = str(tmp_path / "exports" / "ru.jsonl")
+    assert validate_recipe(raw).data.sources[0].path.endswith("ru.jsonl")
