@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from data_prep.config import DataConfig, SourceConfig
-from data_prep.prepare import OUTPUT_FILES, prepare
+from data_prep.prepare import MARKER_NAME, OUTPUT_FILES, OutputError, check_output_dir, prepare
 from data_prep.split import SPLITS
 
 PATIENTS = {
@@ -330,3 +330,89 @@ def test_a_missing_source_file_is_a_clear_error(tmp_path: Path) -> None:
     config = DataConfig(sources=[SourceConfig(path=str(tmp_path / "nope.jsonl"), lang="ru")])
     with pytest.raises(FileNotFoundError, match=r"nope\.jsonl"):
         prepare(config, tmp_path / "out")
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes, to show that nothing was written or changed."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("source_at", "out_at", "message"),
+    [
+        ("d/train.jsonl", "d", r"the source file .*train\.jsonl is inside the output folder"),
+        ("d/deep/ru.jsonl", "d", r"the source file .*ru\.jsonl is inside the output folder"),
+        ("d", "d", r"the output folder .*d is the source folder .*d itself"),
+        ("d", "d/prepared", r"the output folder .*prepared is inside the source folder"),
+        ("d/ru.jsonl", "d/ru.jsonl", r"is the source file .*ru\.jsonl itself"),
+    ],
+)
+def test_an_output_folder_overlapping_a_source_is_refused_and_nothing_is_written(
+    tmp_path: Path, source_at: str, out_at: str, message: str
+) -> None:
+    (tmp_path / "d" / "deep").mkdir(parents=True)
+    for name in ("train.jsonl", "ru.jsonl", "deep/ru.jsonl"):
+        (tmp_path / "d" / name).write_text(json.dumps(records("ru")[0], ensure_ascii=False) + "\n", encoding="utf-8")
+    before = snapshot(tmp_path)
+    config = DataConfig(sources=[SourceConfig(path=str(tmp_path / source_at), lang="ru")])
+    with pytest.raises(OutputError, match=message):
+        prepare(config, tmp_path / out_at)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["train.jsonl", "rejects.jsonl", "data_card.md", MARKER_NAME])
+def test_a_file_prepare_did_not_write_is_never_overwritten(
+    tmp_path: Path, sources: list[SourceConfig], name: str
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / name).write_text("the clinic's own file\n", encoding="utf-8")
+    (out / "notes.txt").write_text("not an output name: left alone\n", encoding="utf-8")
+    before = snapshot(out)
+    with pytest.raises(OutputError, match=rf"output folder .*out already holds {re.escape(name)}, not written by an"):
+        prepare(DataConfig(sources=sources), out)
+    assert snapshot(out) == before
+
+
+def test_a_folder_at_an_output_path_is_refused(tmp_path: Path, sources: list[SourceConfig]) -> None:
+    (tmp_path / "out" / "test.jsonl").mkdir(parents=True)
+    with pytest.raises(OutputError, match=r"already holds test\.jsonl"):
+        prepare(DataConfig(sources=sources), tmp_path / "out")
+    assert snapshot(tmp_path / "out") == {}
+
+
+@pytest.mark.parametrize(("out_at", "message"), [
+    ("taken", r"output folder .*taken is a file, not a folder"),
+    ("taken/sub", r"output folder .*sub cannot be made: .*taken is a file"),
+])
+def test_an_output_folder_that_is_a_file_is_a_clear_error(
+    tmp_path: Path, sources: list[SourceConfig], out_at: str, message: str
+) -> None:
+    (tmp_path / "taken").write_bytes(b"keep me")
+    with pytest.raises(OutputError, match=message):
+        prepare(DataConfig(sources=sources), tmp_path / out_at)
+    assert (tmp_path / "taken").read_bytes() == b"keep me"
+
+
+def test_an_earlier_prepare_is_replaced_and_reported(tmp_path: Path, sources: list[SourceConfig]) -> None:
+    out = tmp_path / "out"
+    prepare(DataConfig(sources=sources), out)
+    first = snapshot(out)
+    assert json.loads((out / MARKER_NAME).read_text(encoding="utf-8"))["files"] == list(OUTPUT_FILES)
+    (out / "README.txt").write_text("a note of the user's\n", encoding="utf-8")
+    replaced = check_output_dir(DataConfig(sources=sources), out)
+    assert sorted(p.name for p in replaced) == sorted(set(OUTPUT_FILES) - {MARKER_NAME})
+    prepare(DataConfig(sources=sources), out)
+    assert snapshot(out) == {**first, "README.txt": b"a note of the user's\n"}
+
+
+def test_a_folder_prepared_before_markers_existed_is_still_recognised(
+    tmp_path: Path, sources: list[SourceConfig]
+) -> None:
+    out = tmp_path / "out"
+    prepare(DataConfig(sources=sources), out)
+    (out / MARKER_NAME).unlink()
+    assert len(check_output_dir(DataConfig(sources=sources), out)) == len(OUTPUT_FILES) - 1
+    (out / "data_card.json").write_text('{"some": "other card"}', encoding="utf-8")
+    with pytest.raises(OutputError, match=r"already holds train\.jsonl"):
+        check_output_dir(DataConfig(sources=sources), out)
