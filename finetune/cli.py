@@ -35,6 +35,33 @@ DESCRIPTIONS = {
 RECIPE_HELP = "recipe YAML (default: the embedded tiny demo), then section.key=value overrides"
 
 
+def _positive_int(text: str) -> int:
+    """argparse type for counts: `int` alone would let 0 and -1 through (`--preview -1` printed one example)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    """argparse type for a TCP port (0 lets the system choose one)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535, got {value}")
+    return value
+
+
+def _help(text: str) -> str:
+    """argparse reads help texts as %-formats: a '95%' in a description would crash `medtune --help`."""
+    return text.replace("%", "%%")
+
+
 def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", nargs="?", default=None, help=RECIPE_HELP)
     parser.add_argument("overrides", nargs="*", default=[], help="e.g. train.learning_rate=1e-4")
@@ -49,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for verb in ("prepare", "train", "export", "serve", "eval", "run", "validate"):
-        sub = verbs.add_parser(verb, help=DESCRIPTIONS[verb], description=DESCRIPTIONS[verb])
+        sub = verbs.add_parser(verb, help=_help(DESCRIPTIONS[verb]), description=DESCRIPTIONS[verb])
         _add_recipe_args(sub)
         if verb == "train":
             sub.add_argument("--resume", action="store_true",
@@ -63,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                              help="rewrite the export's model card (e.g. with evaluation results) and manifest")
         if verb in ("serve",):
             sub.add_argument("--host", default=None, help="bind address (default: serve.host, 127.0.0.1)")
-            sub.add_argument("--port", type=int, default=None, help="port (default: serve.port)")
+            sub.add_argument("--port", type=_port, default=None, help="port (default: serve.port)")
             sub.add_argument("--api-key-env", default=None,
                              help="name of an environment variable holding a bearer token clients must send")
             sub.add_argument("--adapter", action="append", default=[], metavar="NAME=DIR",
@@ -83,11 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--concurrency", type=int, default=None,
                              help="requests in flight at once (default: eval.concurrency)")
             sub.add_argument("--no-cache", action="store_true", help="ask again instead of reusing cached answers")
-    plan = verbs.add_parser("plan", help=DESCRIPTIONS["plan"], description=DESCRIPTIONS["plan"])
+    plan = verbs.add_parser("plan", help=_help(DESCRIPTIONS["plan"]), description=DESCRIPTIONS["plan"])
     _add_recipe_args(plan)
     plan.add_argument("--gpu-mem", default=None, help="GPU memory to plan for, e.g. 8GiB or 24GB")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
-    tiny = verbs.add_parser("tiny-model", help=DESCRIPTIONS["tiny-model"], description=DESCRIPTIONS["tiny-model"])
+    tiny = verbs.add_parser("tiny-model", help=_help(DESCRIPTIONS["tiny-model"]),
+                            description=DESCRIPTIONS["tiny-model"])
     tiny.add_argument("out", help="directory to write the model to")
     tiny.add_argument("--variant", choices=("causal", "image_text"), default="causal",
                       help="Gemma3ForCausalLM or Gemma3ForConditionalGeneration (tiny vision tower)")
@@ -105,37 +133,49 @@ def _add_prepare_args(sub: argparse.ArgumentParser) -> None:
                      "format's tasks)")
     sub.add_argument("--encoding", default="auto", help="text encoding of --source (default: detected)")
     sub.add_argument("--out", default=None, help="output folder for --source (default: ./prepared)")
-    sub.add_argument("--workers", type=int, default=None, help="processes for de-identification and tasks")
-    sub.add_argument("--preview", type=int, default=None, metavar="N",
+    sub.add_argument("--workers", type=_positive_int, default=None,
+                     help="processes for de-identification and tasks (at least 1)")
+    sub.add_argument("--preview", type=_positive_int, default=None, metavar="N",
                      help="print the first N converted (de-identified) examples instead of writing files")
 
 
 def _prepare(args: argparse.Namespace) -> int:
     """`medtune prepare` in its recipe or ad-hoc form, with an optional preview."""
     from data_prep.config import DataConfig, SourceConfig
-    from data_prep.prepare import prepare, preview
+    from data_prep.prepare import check_output_dir, prepare, preview
     from finetune import pipeline
 
     if args.source is None:
         recipe = _recipe(args)
-        if args.workers:
-            recipe.data.workers = args.workers
+        if args.workers is not None:
+            recipe.data.workers = args.workers  # checked against the schema on assignment
         if args.preview is not None:
             return _print_preview(preview(recipe.data, args.preview))
+        replaced = check_output_dir(recipe.data, recipe.data_dir)  # before the base model is built
         card = pipeline.prepare_stage(recipe)
         print(f"prepared {card['examples']['written']} examples in {recipe.data_dir}")
+        _print_replaced(replaced, recipe.data_dir)
         return 0
     source = SourceConfig.model_validate(
         {"path": args.source, "format": args.format, "lang": args.lang, "tasks": args.task, "encoding": args.encoding}
     )
-    config = DataConfig(sources=[source], workers=args.workers or 1)
+    config = DataConfig(sources=[source], workers=args.workers if args.workers is not None else 1)
     if args.preview is not None:
         return _print_preview(preview(config, args.preview))
     out = Path(args.out or "prepared")
+    replaced = check_output_dir(config, out)
     card = prepare(config, out, progress=sys.stderr.isatty())
     print(f"prepared {card['examples']['written']} examples in {out} "
           f"({card['records']['rejected']} of {card['records']['in']} records rejected: see {out / 'rejects.jsonl'})")
+    _print_replaced(replaced, out)
     return 0
+
+
+def _print_replaced(replaced: list[Path], out: Path) -> None:
+    """Say when an earlier prepare's files were overwritten, so it never happens unnoticed."""
+    if replaced:
+        print(f"replaced {len(replaced)} file{'s' if len(replaced) != 1 else ''} of an earlier prepare in {out}: "
+              f"{', '.join(p.name for p in replaced)}")
 
 
 def _print_preview(examples: list) -> int:
@@ -172,11 +212,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     try:
         return _dispatch(args)
-    except (RecipeError, FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (RecipeError, OSError, ValueError, RuntimeError) as exc:
         if hasattr(exc, "errors") and callable(exc.errors):  # pydantic: one line per problem
-            exc = ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+            exc = ValueError("; ".join(_pydantic_problem(e) for e in exc.errors()))
         print(f"medtune {args.verb}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _pydantic_problem(error: dict) -> str:
+    """One pydantic error as `field: problem (got value)`."""
+    line = f"{'.'.join(map(str, error['loc'])) or 'value'}: {str(error['msg']).removeprefix('Value error, ')}"
+    got = error.get("input")
+    return line if isinstance(got, dict | list) or error["type"] == "value_error" else f"{line} (got {got!r})"
 
 
 def _named_paths(items: list[str], flag: str) -> dict[str, Path]:
@@ -225,7 +272,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         report = plan_recipe(recipe, args.gpu_mem)
         print(json.dumps(report, indent=2) if args.json else render_plan(report))
-        return 0 if all(p["fits"] for p in report["profiles"].values()) else 1
+        fits = [*report["profiles"].values(), *(report["suggestions"].values() if args.gpu_mem is not None else ())]
+        return 0 if all(p["fits"] for p in fits) else 1
     if args.verb == "validate":
         print(json.dumps(recipe.model_dump(mode="json"), indent=2, ensure_ascii=False))
         print(f"recipe {recipe.name!r} is valid", file=sys.stderr)

@@ -187,13 +187,19 @@ GPU_SIZES_GIB = (8, 12, 16, 24)
 _UNITS = {"gib": 1.0, "gb": 1e9 / GIB, "mib": 1 / 1024, "mb": 1e6 / GIB}
 
 
+MAX_GPU_GIB = 4096.0
+
+
 def parse_memory(text: str) -> float:
-    """'8GiB', '24GB', '8' (GiB) → GiB."""
-    match = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", text)
+    """'8GiB', '24GB', '8' (GiB) → GiB; positive and at most MAX_GPU_GIB, so a typo cannot plan for nothing."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*", text)
     unit = (match.group(2).lower() if match else "") or "gib"
     if not match or unit not in _UNITS:
         raise ValueError(f"--gpu-mem {text!r}: expected a size like 8GiB, 12GB or 24")
-    return float(match.group(1)) * _UNITS[unit]
+    gib = float(match.group(1)) * _UNITS[unit]
+    if not 0 < gib <= MAX_GPU_GIB:
+        raise ValueError(f"--gpu-mem {text!r}: expected a size above 0 and at most {MAX_GPU_GIB:g}GiB, e.g. 8GiB")
+    return gib
 
 
 def train_shape_for(recipe: Recipe) -> TrainShape:
@@ -218,9 +224,9 @@ def plan_recipe(recipe: Recipe, gpu_mem: str | None = None) -> dict[str, Any]:
     from finetune.architectures import config_for
     from finetune.recipe import apply_profile, validate_recipe
 
+    sizes = [parse_memory(gpu_mem)] if gpu_mem is not None else list(GPU_SIZES_GIB)
     shape = Shape.from_config(config_for(recipe.model.base, recipe.model.revision))
     plan = estimate(shape, train_shape_for(recipe))
-    sizes = [parse_memory(gpu_mem)] if gpu_mem else list(GPU_SIZES_GIB)
     profiles = {}
     for name in recipe.profiles:
         size = re.fullmatch(r"(\d+)gb", name)

@@ -114,3 +114,29 @@ def test_random_qlora_base_has_the_shape_and_runs() -> None:
     with torch.no_grad():
         logits = model(input_ids=torch.randint(0, 512, (1, 16))).logits
     assert logits.shape == (1, 16, 512) and torch.isfinite(logits.float()).all()
+
+
+@pytest.mark.parametrize("text", ["0", "0GiB", "-8GiB", "...", "1e400", "inf", "99999GiB", ""])
+def test_parse_memory_refuses_sizes_that_are_not_positive_and_finite(text: str) -> None:
+    with pytest.raises(ValueError, match=r"--gpu-mem .*expected a size"):
+        parse_memory(text)
+
+
+@pytest.mark.parametrize(("gpu_mem", "code", "shown"), [("1GiB", 1, "does not fit"), ("24GiB", 0, "24GiB: seq")])
+def test_cli_plan_exits_non_zero_when_nothing_fits_the_given_gpu(gpu_mem: str, code: int, shown: str, capsys) -> None:
+    assert main(["plan", str(RECIPES / "medgemma-4b-ru.yaml"), "--gpu-mem", gpu_mem]) == code
+    assert shown in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--gpu-mem", "0GiB"], "--gpu-mem '0GiB': expected a size above 0"),
+        (["train.per_device_train_batch_size=1.0e+15"], "train.per_device_train_batch_size: Input should be less"),
+        (["train.max_length=1.0e+12"], "train.max_length: Input should be less than or equal to 131072"),
+    ],
+)
+def test_cli_plan_refuses_out_of_range_numbers(args: list[str], message: str, capsys) -> None:
+    assert main(["plan", str(RECIPES / "medgemma-4b-ru.yaml"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("medtune plan: error: ") and message in err
