@@ -11,6 +11,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 
+import finetune  # noqa: F401  (its import keeps bitsandbytes' hub kernel lookup off in the test process too)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

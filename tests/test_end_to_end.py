@@ -15,14 +15,30 @@ from finetune.recipe import RESOLVED_RECIPE_NAME
 REPO = Path(__file__).resolve().parents[1]
 
 
+GUARDED_RUN = """
+import runpy, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+import no_network
+no_network.install(Path({log!r}))
+sys.argv = ["medtune", "run", {recipe!r}]
+runpy.run_module("finetune", run_name="__main__")
+"""
+
+
 @pytest.mark.slow
-def test_demo_recipe_runs_end_to_end(tmp_path: Path) -> None:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "finetune", "run", str(REPO / "recipes" / "tiny-demo.yaml")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
-    )
+def test_demo_recipe_runs_end_to_end_without_touching_the_network(tmp_path: Path) -> None:
+    """Prepare, train, export, serve and eval, with the hub left in its default (online) mode and any DNS lookup
+    or connection outside loopback refused and recorded."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_HUB_OFFLINE", "TRANSFORMERS_"))}
+    env["PYTHONUNBUFFERED"] = "1"
+    attempts = tmp_path / "network-attempts.log"
+    code = GUARDED_RUN.format(tests=str(REPO / "tests"), log=str(attempts),
+                              recipe=str(REPO / "recipes" / "tiny-demo.yaml"))
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert not attempts.exists(), f"network access outside loopback: {attempts.read_text()}"
     run = tmp_path / "runs" / "tiny-demo"
     for stage in ("data", "adapter", "merged", "eval"):
         assert (run / stage / RESOLVED_RECIPE_NAME).is_file(), stage

@@ -78,6 +78,23 @@ def test_sharded_checkpoint_loads_with_the_auto_class_and_stops_on_end_of_turn(b
         assert not any("lora_" in key for key in weights.keys())  # noqa: SIM118
 
 
+def test_the_tied_embedding_stays_one_matrix_in_the_adapter_the_merge_and_gguf(bundle: Path, trained_recipe) -> None:
+    """Gemma ties lm_head to embed_tokens. medtune's adapters leave both alone, so the merged checkpoint, vLLM's
+    layout and GGUF (which stores one matrix, token_embd) all hold the one the adapter was trained against."""
+    adapter_config = json.loads((trained_recipe.adapter_dir / "adapter_config.json").read_text())
+    assert not adapter_config["modules_to_save"] and "embed_tokens" not in str(adapter_config["target_modules"])
+    with safe_open(str(trained_recipe.adapter_dir / "adapter_model.safetensors"), "pt") as weights:
+        assert not [key for key in weights.keys() if "embed_tokens" in key or "lm_head" in key]  # noqa: SIM118
+    config = json.loads((bundle / "config.json").read_text())
+    assert config.get("tie_word_embeddings", config.get("text_config", {}).get("tie_word_embeddings")) is True
+    weight_map = json.loads((bundle / "model.safetensors.index.json").read_text())["weight_map"]
+    assert "lm_head.weight" not in weight_map and "model.embed_tokens.weight" in weight_map
+    merged = AutoModelForCausalLM.from_pretrained(bundle, dtype=torch.float32)
+    assert merged.lm_head.weight.data_ptr() == merged.model.embed_tokens.weight.data_ptr()
+    base = AutoModelForCausalLM.from_pretrained(trained_recipe.model.base, dtype=torch.float32)
+    assert torch.equal(merged.model.embed_tokens.weight, base.model.embed_tokens.weight), "the embedding is the base's"
+
+
 def test_model_card_notice_and_evaluation_results_when_present(exported_recipe, bundle: Path) -> None:
     card = (bundle / "README.md").read_text()
     data_card = json.loads((exported_recipe.data_dir / "data_card.json").read_text())
