@@ -9,6 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 SuiteFormat = Literal["mcq", "yesno", "icd10", "extraction", "open_qa", "dialogue", "safety"]
 SUITE_FORMATS: tuple[str, ...] = ("mcq", "yesno", "icd10", "extraction", "open_qa", "dialogue", "safety")
 EvalLang = Literal["ru", "kk", "zh", "en"]
+MIN_PAIRED_EXAMPLES = 10
+"""Fewest paired examples a group needs before a difference may be called significant (eval.min_paired_examples).
+
+Below it a bootstrap resamples a handful of items, whose interval can exclude zero by chance (with two items
+it often does), and McNemar's test has almost no power; such groups keep their numbers but claim nothing.
+"""
 
 
 class _EvalSection(BaseModel):
@@ -79,6 +85,11 @@ class EvalConfig(_EvalSection):
     bootstrap_resamples: int = Field(1000, ge=100, description="Paired bootstrap resamples per difference.")
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of intervals and tests.")
     seed: int = Field(0, description="Seed of the bootstrap: the same seed gives the same intervals.")
+    min_paired_examples: int = Field(
+        MIN_PAIRED_EXAMPLES, ge=2, description="Fewest paired examples a task/language group needs before a "
+        "difference is called significant; smaller groups show their numbers and intervals, and the report says "
+        "that n is too small for a significance claim."
+    )
     examples_shown: int = Field(5, ge=0, description="Side-by-side examples shown per direction of change.")
     judge: JudgeConfig | None = Field(None, description="Optional judge model; off unless set.")
 

@@ -23,7 +23,7 @@ PRIMARY_METRICS = {
 }
 UNPLOTTED = ("answer_chars", "truncated", "completion_tokens", "perplexity")  # in the tables, not worth a figure
 COLORS = {"base": "#8c8c8c", "tuned": "#1f77b4", "better": "#2ca02c", "worse": "#d62728",
-          "changed": "#9467bd", "no significant change": "#7f7f7f"}
+          "changed": "#9467bd", "no significant change": "#7f7f7f", "too few examples": "#c7c7c7"}
 
 
 # --- numbers as text ---------------------------------------------------------------------------------
@@ -62,6 +62,17 @@ def describe_comparison(report: dict[str, Any], c: dict[str, Any]) -> str:
     test = f", McNemar p={c['p_value']:.3g}" if c["test"] == "mcnemar" else ""
     return (f"{c['task']} / {c['group']} — {c['metric']}: {fmt(c['base'], unit)} → {fmt(c['tuned'], unit)} "
             f"({fmt_delta(c['difference'], unit)}, {ci}{test}, n={c['n']}): {c['verdict']}")
+
+
+def too_few_summary(report: dict[str, Any]) -> str | None:
+    """Which groups are too small for a significance claim, and why; None when every group is large enough."""
+    small = dict.fromkeys(f"{c['task']} / {c['group']} ({c['reason']})" for c in report["comparisons"]
+                          if c.get("reason"))
+    if not small:
+        return None
+    minimum = report["settings"].get("min_paired_examples")
+    return (f"No significance is claimed for groups with fewer than {minimum} paired examples "
+            f"(eval.min_paired_examples): {'; '.join(small)}.")
 
 
 # --- markdown ----------------------------------------------------------------------------------------
@@ -107,6 +118,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines += [f"- {describe_comparison(report, c)}" for c in significant]
         else:
             lines.append(f"None of the {len(comparisons)} differences is significant at {level}.")
+        summary = too_few_summary(report)
+        if summary:
+            lines += ["", summary]
         lines += [
             "",
             f"Intervals are paired bootstrap {level} intervals of tuned − base "
@@ -117,8 +131,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         ]
     lines += ["## By task and language", ""]
     if len(roles) == 2:
-        lines += [f"Each cell: base → tuned (difference); * marks a difference significant at {level}. Intervals "
-                  "and p-values for every cell are in report.html and report.json.", ""]
+        lines += [f"Each cell: base → tuned (difference); * marks a difference significant at {level}, † a group "
+                  "too small for a significance claim. Intervals and p-values for every cell are in report.html "
+                  "and report.json.", ""]
     for task, entry in report["tasks"].items():
         sample = " — bundled sample" if entry["sample"] else ""
         groups = list(entry["groups"])
@@ -140,8 +155,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                     cells.append(" → ".join(fmt(values[role].get(metric), unit) for role in roles))
                     continue
                 c = found[(group, metric)]
+                mark = "*" if c["significant"] else "†" if c.get("reason") else ""
                 cells.append(f"{fmt(c['base'], unit)} → {fmt(c['tuned'], unit)} ({fmt_delta(c['difference'], unit)})"
-                             + ("*" if c["significant"] else ""))
+                             + mark)
             label = f"{metric} ({better})" if better != "none" else metric
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -329,12 +345,15 @@ def render_html(report: dict[str, Any]) -> str:
             ) + "</ul>")
         else:
             parts.append(f"<p>None of the {len(comparisons)} differences is significant at {level}.</p>")
+        summary = too_few_summary(report)
+        if summary:
+            parts.append(f'<p class="too-few">{_e(summary)}</p>')
         parts.append(f"<h2>Before / after per metric, with {level} intervals</h2>")
         plotted = [m for m in dict.fromkeys(c["metric"] for c in comparisons) if m not in UNPLOTTED]
         for metric in plotted:
             parts.append(_figure(difference_figure(report, metric),
                                  f"{metric}: tuned − base per task and language; green better, red worse, grey "
-                                 "not significant"))
+                                 "not significant, light grey too few examples for a claim"))
     parts.append("<h2>Per-language breakdown</h2>")
     for task in report["tasks"]:
         parts.append(_figure(breakdown_figure(report, task), f"{task}: base and tuned per language"))
@@ -350,7 +369,8 @@ def render_html(report: dict[str, Any]) -> str:
                              fmt(c["tuned"], unit), fmt_delta(c["difference"], unit),
                              f"{fmt_delta(c['ci_low'], unit)} … {fmt_delta(c['ci_high'], unit)}",
                              f"{c['p_value']:.3g}" if c["p_value"] is not None else "bootstrap",
-                             f'<span class="{_e(c["verdict"])}">{_e(c["verdict"])}</span>'])
+                             f'<span class="{_e(c["verdict"])}">{_e(c["verdict"])}</span>'
+                             + (f"<br><small>{_e(c['reason'])}</small>" if c.get("reason") else "")])
             parts.append(_table(["group", "metric", "n", "base", "tuned", "Δ", f"{level} CI", "McNemar p", "verdict"],
                                 rows))
         else:

@@ -16,7 +16,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import binomtest, bootstrap
 
+from finetune.eval_config import MIN_PAIRED_EXAMPLES
 from finetune.eval_metrics import METRICS, Stats
+
+TOO_FEW = "too few examples"  # the verdict of a group below the minimum n
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class Comparison:
     p_value: float | None = None
     base_only: int | None = None
     tuned_only: int | None = None
+    reason: str | None = None  # set below the minimum n: why no significance is claimed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,11 +98,20 @@ def _verdict(better: str, difference: float, significant: bool) -> str:
     return "better" if improved else "worse"
 
 
+def too_few(n: int, min_n: int = MIN_PAIRED_EXAMPLES) -> str | None:
+    """Why `n` paired examples are too few for a significance claim, or None when they are enough."""
+    return f"n={n} < {min_n}: too few for a significance claim" if n < min_n else None
+
+
 def compare(
     name: str, base_rows: Sequence[Stats], tuned_rows: Sequence[Stats], n_resamples: int = 1000,
-    confidence: float = 0.95, seed: int = 0,
+    confidence: float = 0.95, seed: int = 0, min_n: int = MIN_PAIRED_EXAMPLES,
 ) -> Comparison | None:
-    """Compare one metric over paired answers (row i of each is the same item); None if it is undefined."""
+    """Compare one metric over paired answers (row i of each is the same item); None if it is undefined.
+
+    Intervals and p-values are computed for any n, but below `min_n` pairs nothing is called significant and
+    `reason` says so.
+    """
     metric = METRICS[name]
     pairs = [(b[name], t[name]) for b, t in zip(base_rows, tuned_rows, strict=True) if name in b and name in t]
     if not pairs:
@@ -110,15 +123,20 @@ def compare(
         return None
     difference = tuned_value - base_value
     low, high = paired_bootstrap_ci(base, tuned, metric.value, n_resamples, confidence, seed)
-    ci_significant = math.isfinite(low) and (low > 0 or high < 0)
+    reason = too_few(len(pairs), min_n)
+    p_value: float | None = None
+    base_only: int | None = None
+    tuned_only: int | None = None
     if metric.paired_test == "mcnemar":
         p_value, base_only, tuned_only = mcnemar_exact(base[:, 0] > 0.5, tuned[:, 0] > 0.5)
         significant = p_value < 1 - confidence
-        return Comparison(name, len(pairs), base_value, tuned_value, difference, low, high, significant,
-                          metric.better, _verdict(metric.better, difference, significant), "mcnemar", p_value,
-                          base_only, tuned_only)
-    return Comparison(name, len(pairs), base_value, tuned_value, difference, low, high, ci_significant,
-                      metric.better, _verdict(metric.better, difference, ci_significant), "bootstrap")
+    else:
+        significant = math.isfinite(low) and (low > 0 or high < 0)
+    significant = significant and reason is None
+    verdict = TOO_FEW if reason else _verdict(metric.better, difference, significant)
+    return Comparison(name, len(pairs), base_value, tuned_value, difference, low, high, significant,
+                      metric.better, verdict, metric.paired_test or "bootstrap", p_value, base_only, tuned_only,
+                      reason)
 
 
 def mean_ci(values: Sequence[float], n_resamples: int = 1000, confidence: float = 0.95,

@@ -20,7 +20,7 @@ import numpy as np
 
 from finetune.eval_cache import GenerationCache
 from finetune.eval_client import APIClient, ServedModel, fingerprint
-from finetune.eval_config import suite_label
+from finetune.eval_config import MIN_PAIRED_EXAMPLES, suite_label
 from finetune.eval_metrics import (
     METRICS,
     Answer,
@@ -187,8 +187,12 @@ def legacy_metrics(tasks: dict[str, Any], roles: Sequence[str]) -> dict[str, Any
 
 def compare_all(
     items: Sequence[EvalItem], stats: dict[str, list[Stats]], resamples: int, confidence: float, seed: int,
+    min_n: int = MIN_PAIRED_EXAMPLES,
 ) -> list[dict[str, Any]]:
-    """tuned − base with a paired bootstrap interval (and McNemar for binary outcomes) for every group and metric."""
+    """tuned − base with a paired bootstrap interval (and McNemar for binary outcomes) for every group and metric.
+
+    Groups of fewer than `min_n` items are compared but never called significant.
+    """
     comparisons = []
     groups = item_groups(items)
     for (task, group), members in groups.items():
@@ -197,7 +201,7 @@ def compare_all(
         base = [stats["base"][n] for n in members]
         tuned = [stats["tuned"][n] for n in members]
         for name in (n for n in metric_names([*base, *tuned]) if METRICS[n].compared):
-            result = compare(name, base, tuned, resamples, confidence, seed)
+            result = compare(name, base, tuned, resamples, confidence, seed, min_n)
             if result is not None:
                 comparisons.append({"task": task, "group": group, **result.to_dict()})
     return comparisons
@@ -324,7 +328,7 @@ def evaluate(
     settings = {
         "max_new_tokens": config.max_new_tokens, "temperature": 0.0, "concurrency": workers,
         "bootstrap_resamples": config.bootstrap_resamples, "confidence": config.confidence, "seed": config.seed,
-        "examples_shown": config.examples_shown,
+        "min_paired_examples": config.min_paired_examples, "examples_shown": config.examples_shown,
         "glossary": (config.glossary or "bundled sample") if glossary else None,
     }
     report = build_report(recipe.name, items, suites, answers, glossary, settings, scoring)
@@ -357,6 +361,9 @@ def build_report(
     stats = {role: item_stats(items, answers[role], glossary) for role in roles}
     tasks = summarise_tasks(items, stats, answers)
     both = set(roles) == set(MODEL_ROLES)
+    settings = {"min_paired_examples": MIN_PAIRED_EXAMPLES, **settings}
+    comparisons = compare_all(items, stats, settings["bootstrap_resamples"], settings["confidence"],
+                              settings["seed"], settings["min_paired_examples"]) if both else []
     return {
         "recipe": recipe_name,
         "examples": sum(1 for i in items if i.suite == "test"),
@@ -370,8 +377,7 @@ def build_report(
         "tasks": tasks,
         "metric_definitions": {name: {"description": m.description, "better": m.better, "unit": m.unit,
                                       "test": m.paired_test or "bootstrap"} for name, m in METRICS.items()},
-        "comparisons": compare_all(items, stats, settings["bootstrap_resamples"], settings["confidence"],
-                                   settings["seed"]) if both else [],
+        "comparisons": comparisons,
         "examples_changed": changed_examples(items, stats, answers, settings.get("examples_shown", 5)) if both
         else {"improved": [], "regressed": []},
         "judge": None,

@@ -71,11 +71,13 @@ def test_numbers_and_significance(report: dict) -> None:
     assert (accuracy["base"], accuracy["tuned"], accuracy["n"]) == (0.0, 1.0, 16)
     assert accuracy["test"] == "mcnemar" and accuracy["p_value"] == pytest.approx(2 * 0.5**16)
     assert accuracy["significant"] and accuracy["verdict"] == "better"
-    assert _comparison(report, "mcq", "ru", "accuracy")["significant"]  # 8 of 8 discordant: p = 0.0078
-    for group in ("all", "ru", "kk"):
+    ru = _comparison(report, "mcq", "ru", "accuracy")  # 8 of 8 discordant: p = 0.0078, but n=8
+    assert ru["p_value"] < 0.01 and not ru["significant"] and ru["verdict"] == "too few examples"
+    assert ru["reason"] == "n=8 < 10: too few for a significance claim"
+    for group in ("all", "ru", "kk"):  # 6 and 3 examples: intervals shown, nothing claimed
         loss = _comparison(report, "test", group, "loss")
-        assert loss["difference"] == pytest.approx(-1.8) and loss["verdict"] == "better"
-        assert loss["ci_low"] <= -1.8 <= loss["ci_high"] < 0
+        assert loss["difference"] == pytest.approx(-1.8) and loss["verdict"] == "too few examples"
+        assert loss["ci_low"] <= -1.8 <= loss["ci_high"] < 0 and not loss["significant"]
     fidelity = _comparison(report, "test", "all", "language_fidelity")
     assert (fidelity["base"], fidelity["tuned"]) == (0.0, 0.5)
     assert _comparison(report, "test", "kk", "language_fidelity")["tuned"] == 0.0  # answered in Russian
@@ -104,6 +106,38 @@ def test_markdown_says_what_is_significant_and_holds_no_clinic_text(report: dict
     assert "bundled sample" in markdown
     [perplexity] = [line for line in markdown.splitlines() if line.startswith("| perplexity")]
     assert all(" → " in cell for cell in perplexity.split("|")[2:-1]), "base and tuned both shown, not tuned alone"
+
+
+def test_every_format_says_why_small_groups_claim_nothing(report: dict, page: str) -> None:
+    markdown = render_markdown(report)
+    [why] = [line for line in markdown.splitlines() if line.startswith("No significance is claimed")]
+    assert why.startswith("No significance is claimed for groups with fewer than 10 paired examples "
+                          "(eval.min_paired_examples): test / all (n=6 < 10: too few for a significance claim); ")
+    assert "mcq / ru (n=8 < 10: too few for a significance claim)" in why and "mcq / all" not in why
+    [accuracy] = [line for line in markdown.splitlines() if line.startswith("| accuracy")]
+    assert accuracy.count("*") == 1 and accuracy.count("†") == 2  # all (n=16) significant; ru and zh too small
+    assert "n=8 &lt; 10: too few for a significance claim" in page
+    assert report["settings"]["min_paired_examples"] == 10
+
+
+def test_two_test_examples_claim_nothing_and_the_minimum_is_a_setting() -> None:
+    items, answers = _fixture()
+    two = [n for n, item in enumerate(items) if item.suite == "test"][:2]
+    pair = [items[n] for n in two]
+    chosen = {role: [rows[n] for n in two] for role, rows in answers.items()}
+    suites = [{"name": "test", "format": "test split", "path": "t", "sample": False, "items": 2, "langs": ["ru"]}]
+    built = build_report("demo", pair, suites, chosen, [], SETTINGS)
+    built.update(endpoint="http://127.0.0.1:1", models={"base": "b", "tuned": "t"})
+    loss = _comparison(built, "test", "all", "loss")
+    assert loss["ci_high"] < 0 and not loss["significant"]
+    assert loss["reason"] == "n=2 < 10: too few for a significance claim"
+    markdown = render_markdown(built)
+    assert f"None of the {len(built['comparisons'])} differences is significant at 95%." in markdown
+    assert "test / all (n=2 < 10: too few for a significance claim)" in markdown
+
+    lenient = build_report("demo", pair, suites, chosen, [], {**SETTINGS, "min_paired_examples": 2})
+    assert _comparison(lenient, "test", "all", "loss")["significant"]
+    assert all(c["reason"] is None for c in lenient["comparisons"])
 
 
 class _Images(HTMLParser):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
+from finetune.eval_config import MIN_PAIRED_EXAMPLES, EvalConfig
 from finetune.eval_stats import compare, mcnemar_exact, mean_ci, paired_bootstrap_ci, sign_test
 
 
@@ -33,7 +35,7 @@ def test_clear_accuracy_gain_is_significant_and_better() -> None:
 
 
 def test_equal_models_show_no_change() -> None:
-    rows = _binary("accuracy", [1, 0, 1, 1, 0, 1])
+    rows = _binary("accuracy", [1, 0, 1, 1, 0, 1] * 2)
     result = compare("accuracy", rows, rows, n_resamples=200)
     assert result is not None
     assert (result.difference, result.ci_low, result.ci_high) == (0.0, 0.0, 0.0)
@@ -52,8 +54,8 @@ def test_lower_loss_is_better_and_uses_the_ratio_of_sums() -> None:
 def test_noisy_small_difference_is_not_significant() -> None:
     base = _binary("referral", [1, 0, 1, 0, 1, 0, 1, 0])
     tuned = _binary("referral", [1, 1, 0, 0, 1, 0, 1, 0])
-    result = compare("referral", base, tuned, n_resamples=300)
-    assert result is not None and not result.significant
+    result = compare("referral", base, tuned, n_resamples=300, min_n=2)
+    assert result is not None and not result.significant and result.verdict == "no significant change"
     assert result.ci_low < 0 < result.ci_high
 
 
@@ -85,3 +87,32 @@ def test_mean_interval_and_sign_test() -> None:
     assert 0.2 < low < 0.5 < high < 0.8
     assert sign_test(10, 0) == pytest.approx(2 * 0.5**10)
     assert sign_test(0, 0) == 1.0
+
+
+def _losses(pairs: int) -> tuple[list[dict[str, list[float]]], list[dict[str, list[float]]]]:
+    """Every tuned answer far likelier than the base's: an interval over any resample lies below zero."""
+    base = [{"loss": [30.0 + i, 10]} for i in range(pairs)]
+    tuned = [{"loss": [12.0 + i, 10]} for i in range(pairs)]
+    return base, tuned
+
+
+def test_too_few_pairs_claim_no_significance_and_say_why() -> None:
+    assert MIN_PAIRED_EXAMPLES == EvalConfig().min_paired_examples == 10
+    few = compare("loss", *_losses(2), n_resamples=200)
+    assert few is not None and few.n == 2 and few.ci_high < 0  # the interval alone would call this better
+    assert not few.significant and few.verdict == "too few examples"
+    assert few.reason == "n=2 < 10: too few for a significance claim"
+    assert compare("loss", *_losses(2), n_resamples=200, min_n=2).significant  # what the minimum prevents
+
+    enough = compare("loss", *_losses(10), n_resamples=200)
+    assert enough is not None and enough.significant and enough.verdict == "better" and enough.reason is None
+
+
+def test_mcnemar_below_the_minimum_is_not_claimed_either() -> None:
+    nine = compare("accuracy", _binary("accuracy", [0] * 9), _binary("accuracy", [1] * 9), n_resamples=200)
+    assert nine is not None and nine.p_value == pytest.approx(2 * 0.5**9) and nine.p_value < 0.05
+    assert not nine.significant and nine.reason == "n=9 < 10: too few for a significance claim"
+    ten = compare("accuracy", _binary("accuracy", [0] * 10), _binary("accuracy", [1] * 10), n_resamples=200)
+    assert ten is not None and ten.significant and ten.verdict == "better"
+    with pytest.raises(ValidationError, match="min_paired_examples"):
+        EvalConfig(min_paired_examples=1)
