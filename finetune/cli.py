@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--concurrency", type=int, default=None,
                              help="requests in flight at once (default: eval.concurrency)")
             sub.add_argument("--no-cache", action="store_true", help="ask again instead of reusing cached answers")
+            sub.add_argument("--cache-tag", default=None, metavar="TAG",
+                             help="name the served checkpoint in cache keys instead of probing the endpoint; "
+                             "change it when the weights change (default: eval.cache_tag)")
     plan = verbs.add_parser("plan", help=_help(DESCRIPTIONS["plan"]), description=DESCRIPTIONS["plan"])
     _add_recipe_args(plan)
     plan.add_argument("--gpu-mem", default=None, help="GPU memory to plan for, e.g. 8GiB or 24GB")
@@ -299,7 +302,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             recipe, endpoint=args.endpoint, api_key=_api_key(args.api_key_env), model=args.model,
             base_model=None if args.base_model.lower() == "none" else args.base_model,
             base_endpoint=args.base_endpoint, concurrency=args.concurrency,
-            use_cache=False if args.no_cache else None,
+            use_cache=False if args.no_cache else None, cache_tag=args.cache_tag,
         )
         print((out / "report.md").read_text(encoding="utf-8"))
         print(f"report.html and report.json in {out}", file=sys.stderr)

@@ -3,6 +3,9 @@
 Entries are keyed by a hash of (what was asked, the model's identity, the prompt, the settings) and appended
 to one JSON Lines file as each answer arrives; a line cut short by an interruption is ignored on the next
 run. The file holds answers, not prompts, and lives in the evaluation directory next to the report.
+
+The identity names the weights that answer, not just where they are served: a new checkpoint behind the same
+URL and name must miss the cache (see `eval_client.endpoint_identity`; local models use their files).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 
 def cache_key(kind: str, model: str, payload: Any, settings: dict[str, Any]) -> str:
-    """sha256 over canonical JSON: the same model, prompt and settings always give the same key."""
+    """sha256 over canonical JSON: the same model identity, prompt and settings always give the same key."""
     blob = json.dumps([kind, model, payload, settings], ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

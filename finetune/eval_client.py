@@ -7,6 +7,7 @@ every answer is cached the moment it arrives, so an interrupted run loses nothin
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -25,6 +26,16 @@ class EndpointError(RuntimeError):
     """The endpoint refused or failed; the message says which endpoint, model and what is already cached."""
 
 
+PROBE_PROMPT: Messages = [{"role": "user", "content": "Continue the list with five more words: heart, lung, liver,"}]
+PROBE_MAX_TOKENS = 8
+PROBE_REPLY = "kidney, spleen, stomach, pancreas, brain."
+LOGPROB_DECIMALS = 1  # coarse: run-to-run numeric noise must not change a probe, other weights must
+
+
+def _rounded(log_likelihood: float) -> float:
+    return round(float(log_likelihood), LOGPROB_DECIMALS) + 0.0  # + 0.0: -0.0 and 0.0 hash alike
+
+
 def _error_message(exc: Exception) -> str:
     if isinstance(exc, openai.APIStatusError):
         body = exc.body if isinstance(exc.body, dict) else {}
@@ -41,22 +52,77 @@ class APIClient:
 
     def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 600) -> None:
         self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self.sends_key = bool(api_key)
         # Retries cover transient 5xx/429 answers (a restarting or overloaded server), with backoff.
         self.openai = OpenAI(base_url=f"{self.base_url}/v1", api_key=api_key or "unused", max_retries=4,
                              timeout=timeout)
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout,
                                  headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
 
-    def require_model(self, model: str) -> None:
-        """Fail early, with the names on offer, when the endpoint lists its models and `model` is not one."""
+    def _key_refused(self, exc: openai.APIStatusError) -> EndpointError:
+        sent = "refused the API key" if self.sends_key else "needs an API key and none was given"
+        return EndpointError(f"{self.base_url}: the server {sent} ({_error_message(exc)}): set --api-key-env to "
+                             "the environment variable that holds this server's bearer token")
+
+    def list_models(self) -> list[dict[str, Any]] | None:
+        """GET /v1/models, each model as the server describes it; None where the server lists none (404/405).
+
+        Every run sends this before it uses a cached answer, so a server that is down or refuses the key fails
+        the run instead of letting old answers stand in for it.
+        """
         try:
-            names = [m.id for m in self.openai.models.list().data]
-        except openai.APIStatusError:
-            return  # the endpoint does not list models; the first request will tell
+            page = self.openai.with_options(max_retries=1).models.list()
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            raise self._key_refused(exc) from None
+        except openai.APIStatusError as exc:
+            if exc.status_code in (404, 405):
+                return None
+            raise EndpointError(f"{self.base_url}/v1/models: {_error_message(exc)}") from None
         except openai.APIConnectionError as exc:
             raise EndpointError(f"{self.base_url}: {_error_message(exc)}") from None
-        if model not in names:
-            raise EndpointError(f"{self.base_url}: no model {model!r} served here; available: {', '.join(names)}")
+        return [entry.to_dict() for entry in page.data]
+
+    def require_model(self, model: str) -> dict[str, Any] | None:
+        """`model`'s entry in /v1/models (None where the server lists none); fails with the names on offer."""
+        listed = self.list_models()
+        if listed is None:
+            return None
+        entry = next((e for e in listed if e.get("id") == model), None)
+        if entry is None:
+            names = ", ".join(str(e.get("id")) for e in listed)
+            raise EndpointError(f"{self.base_url}: no model {model!r} served here; available: {names}")
+        return entry
+
+    def probe(self, model: str) -> str:
+        """A hash of `model`'s greedy answer to a fixed short prompt, with what the server says of its likelihood.
+
+        Servers that publish no weights fingerprint are told apart by this. Greedy text alone can agree between
+        checkpoints (a few tokens, or an untrained model's blank lines), so the answer's logprobs go in where the
+        server gives them, and the score of a fixed reply where it serves POST /v1/score.
+        """
+        request: dict[str, Any] = {"model": model, "messages": PROBE_PROMPT, "max_tokens": PROBE_MAX_TOKENS,
+                                   "temperature": 0.0}
+        try:
+            try:
+                response = self.openai.chat.completions.create(**request, logprobs=True)
+            except openai.BadRequestError:
+                response = self.openai.chat.completions.create(**request)  # a server without logprobs
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            raise self._key_refused(exc) from None
+        except (openai.APIError, httpx.TransportError) as exc:
+            raise EndpointError(
+                f"{self.base_url}, model {model!r}: the probe that identifies the served weights failed "
+                f"({_error_message(exc)}): name the checkpoint with --cache-tag (eval.cache_tag), or use --no-cache"
+            ) from None
+        choice = response.choices[0]
+        tokens = [(t.token, _rounded(t.logprob)) for t in ((choice.logprobs.content or []) if choice.logprobs else [])]
+        try:
+            scored = self.score(model, [[*PROBE_PROMPT, {"role": "assistant", "content": PROBE_REPLY}]])
+        except (EndpointError, httpx.TransportError, KeyError, TypeError, ValueError):
+            scored = None  # a /v1/score of another kind (vLLM's is for cross-encoders): the answer must do
+        nll = _rounded(scored[0]["nll"]) if scored else None
+        blob = json.dumps([choice.message.content or "", tokens, nll], ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
     def chat(self, model: str, messages: Messages, max_tokens: int) -> dict[str, Any]:
         """One greedy answer: its text, why it stopped and how many tokens it took."""
@@ -88,6 +154,28 @@ class APIClient:
                 message = response.text[:200]
             raise EndpointError(f"{self.base_url}/v1/score, model {model!r}: HTTP {response.status_code}: {message}")
         return [{"nll": row["nll"], "tokens": row["tokens"]} for row in response.json()["data"]]
+
+
+def endpoint_identity(client: APIClient, model: str, cache_tag: str | None = None) -> tuple[str, str]:
+    """What the cache keys `model`'s answers by at this endpoint, and how the weights were identified.
+
+    The server is always asked first (so a refused key or a stopped server fails the run): the weights
+    fingerprint that medtune's server publishes in /v1/models identifies the weights exactly; elsewhere
+    `cache_tag` names them, and failing that a short probe answer does. Endpoint and name are in every key.
+    """
+    entry = client.require_model(model)
+    published = entry.get("fingerprint") if entry else None
+    parts, how = [f"{client.base_url}#{model}"], []
+    if isinstance(published, str) and published:
+        parts.append(f"weights:{published}")
+        how.append("weights fingerprint")
+    if cache_tag:
+        parts.append(f"tag:{cache_tag}")
+        how.append(f"cache tag {cache_tag!r}")
+    if not how:
+        parts.append(f"probe:{client.probe(model)}")
+        how.append("probe answer")
+    return "#".join(parts), " and ".join(how)
 
 
 class ServedModel:

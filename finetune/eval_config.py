@@ -81,7 +81,13 @@ class EvalConfig(_EvalSection):
     terminology: bool = Field(True, description="Score terminology adherence against the glossary.")
     concurrency: int = Field(8, ge=1, description="Generation requests in flight at once.")
     cache: bool = Field(True, description="Reuse generations cached in EVAL_DIR/cache.jsonl (keyed by model, "
-                        "prompt and settings), so re-runs and interrupted runs do not regenerate.")
+                        "prompt and settings), so re-runs and interrupted runs do not regenerate. An endpoint's "
+                        "models are identified by the weights fingerprint its /v1/models publishes (medtune's "
+                        "server), else by `cache_tag`, else by the answer to a short fixed probe request.")
+    cache_tag: str | None = Field(
+        None, min_length=1, description="Names the served checkpoint in the cache key instead of probing the "
+        "endpoint (e.g. a training run id): change it whenever the weights behind the endpoint change."
+    )
     bootstrap_resamples: int = Field(1000, ge=100, description="Paired bootstrap resamples per difference.")
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Confidence level of intervals and tests.")
     seed: int = Field(0, description="Seed of the bootstrap: the same seed gives the same intervals.")

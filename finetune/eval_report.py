@@ -175,7 +175,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     cache = report["cache"]
     lines += ["", "## Notes", ""]
     lines += [f"- {note}" for note in report["notes"]]
+    keyed = ", ".join(f"{role} by {how}" for role, how in cache.get("keyed_by", {}).items())
     lines.append(f"- Cache: {cache['hits']} answer(s) reused, {cache['misses']} asked"
+                 + (f"; models identified: {keyed}" if cache["enabled"] and keyed else "")
                  + ("" if cache["enabled"] else " (cache off)") + ".")
     lines.append("- Side-by-side examples of the answers that changed most are in report.html (they hold clinic "
                  "text, so they are not printed here).")

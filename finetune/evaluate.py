@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from finetune.eval_cache import GenerationCache
-from finetune.eval_client import APIClient, ServedModel, fingerprint
+from finetune.eval_client import APIClient, ServedModel, endpoint_identity, fingerprint
 from finetune.eval_config import MIN_PAIRED_EXAMPLES, suite_label
 from finetune.eval_metrics import (
     METRICS,
@@ -273,6 +273,43 @@ class _LocalServer:
         return self._client
 
 
+def _identify(client: APIClient, name: str, cache_tag: str | None, cached: bool) -> tuple[str, str]:
+    """The cache identity of `name` at `client` and how it was found; the server is asked either way."""
+    if cached:
+        return endpoint_identity(client, name, cache_tag)
+    client.require_model(name)
+    return f"{client.base_url}#{name}", "not cached"
+
+
+def _endpoint_models(
+    endpoint: str, api_key: str | None, model: str | None, base_model: str | None, base_endpoint: str | None,
+    cache_tag: str | None, cached: bool,
+) -> tuple[dict[str, ServedModel], dict[str, str]]:
+    """The models at the endpoint(s), each identified by what it serves before any cached answer is used."""
+    tuned_client = APIClient(endpoint, api_key)
+    named = {"tuned": (model or "tuned", tuned_client)}
+    if base_model:
+        base_client = APIClient(base_endpoint, api_key) if base_endpoint else tuned_client
+        named = {"base": (base_model, base_client), **named}
+    served: dict[str, ServedModel] = {}
+    keyed_by: dict[str, str] = {}
+    for role, (name, client) in named.items():
+        identity, keyed_by[role] = _identify(client, name, cache_tag, cached)
+        served[role] = ServedModel(role, name, identity, lambda client=client: client)
+    return served, keyed_by
+
+
+def _local_models(
+    recipe: Recipe, local: _LocalServer, cache_tag: str | None,
+) -> tuple[dict[str, ServedModel], dict[str, str]]:
+    """The recipe's base and tuned models, identified by their files: a cached run starts no server."""
+    identities = _local_identities(recipe)
+    suffix = f"#tag:{cache_tag}" if cache_tag else ""
+    served = {role: ServedModel(role, role, identities[role] + suffix, local.client) for role in MODEL_ROLES}
+    how = "local weight files" + (f" and cache tag {cache_tag!r}" if cache_tag else "")
+    return served, dict.fromkeys(MODEL_ROLES, how)
+
+
 def evaluate(
     recipe: Recipe,
     endpoint: str | None = None,
@@ -283,11 +320,14 @@ def evaluate(
     base_endpoint: str | None = None,
     concurrency: int | None = None,
     use_cache: bool | None = None,
+    cache_tag: str | None = None,
 ) -> Path:
     """Evaluate base and tuned (or one model, with `base_model=None`) on the test split and the suites.
 
     Without `endpoint`, medtune's own server is started on loopback with the recipe's models. With one, the
-    models named `model` (default "tuned") and `base_model` are asked there (the base at `base_endpoint` if set).
+    models named `model` (default "tuned") and `base_model` are asked there (the base at `base_endpoint` if set);
+    every server is contacted and its models identified (see `endpoint_identity`) before the cache is read.
+    `cache_tag` (default eval.cache_tag) names the served checkpoint in cache keys instead of probing.
     """
     config = recipe.eval
     items, suites = collect_items(recipe)
@@ -297,31 +337,23 @@ def evaluate(
     cache_on = config.cache if use_cache is None else use_cache
     cache = GenerationCache(out / CACHE_FILE if cache_on else None)
     workers = concurrency or config.concurrency
+    tag = cache_tag or config.cache_tag
 
     with ExitStack() as stack:
         if endpoint is None:
             local = _LocalServer(recipe, stack)
-            identities = _local_identities(recipe)
-            served = {role: ServedModel(role, role, identities[role], local.client) for role in MODEL_ROLES}
+            served, keyed_by = _local_models(recipe, local, tag)
             tuned_source = recipe.merged_dir if config.tuned == "merged" else recipe.adapter_dir
             described = {"base": recipe.model.base, "tuned": str(tuned_source)}
         else:
-            tuned_client = APIClient(endpoint, api_key)
-            served = {"tuned": ServedModel("tuned", model or "tuned", f"{tuned_client.base_url}#{model or 'tuned'}",
-                                           lambda: tuned_client)}
-            if base_model:
-                base_client = APIClient(base_endpoint, api_key) if base_endpoint else tuned_client
-                served = {"base": ServedModel("base", base_model, f"{base_client.base_url}#{base_model}",
-                                              lambda: base_client), **served}
-            described = {role: f"{s.name} @ {s.identity.rsplit('#', 1)[0]}" for role, s in served.items()}
-            where = tuned_client.base_url
-        roles = list(served)
+            served, keyed_by = _endpoint_models(endpoint, api_key, model, base_model, base_endpoint, tag, cache_on)
+            described = {role: f"{s.name} @ {s.client.base_url}" for role, s in served.items()}
+            where = served["tuned"].client.base_url
         answers: dict[str, list[Answer]] = {}
         scoring: dict[str, bool] = {}
-        for role in roles:
-            answers[role], scoring[role] = ask(served[role], items, config.max_new_tokens, config.batch_size, cache,
-                                               workers)
-        judged = _judge(recipe, items, answers, cache, workers) if config.judge and len(roles) == 2 else None
+        for role, one in served.items():
+            answers[role], scoring[role] = ask(one, items, config.max_new_tokens, config.batch_size, cache, workers)
+        judged = _judge(recipe, items, answers, cache, workers) if config.judge and len(served) == 2 else None
         if endpoint is None:
             where = local.base_url or "http://127.0.0.1 (not started: every answer came from the cache)"
 
@@ -334,22 +366,28 @@ def evaluate(
     report = build_report(recipe.name, items, suites, answers, glossary, settings, scoring)
     report.update({
         "endpoint": where, "models": described, "judge": judged,
-        "cache": {"enabled": cache_on, "hits": cache.hits, "misses": cache.misses, "entries": len(cache)},
+        "cache": {"enabled": cache_on, "hits": cache.hits, "misses": cache.misses, "entries": len(cache),
+                  "keyed_by": keyed_by},
     })
+    _write_outputs(out, report, items, answers)
+    write_resolved(recipe, out)
+    return out
+
+
+def _write_outputs(out: Path, report: dict[str, Any], items: Sequence[EvalItem],
+                   answers: dict[str, list[Answer]]) -> None:
     (out / REPORT_JSON).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     (out / REPORT_MD).write_text(render_markdown(report), encoding="utf-8")
     (out / REPORT_HTML).write_text(render_html(report), encoding="utf-8")
     with (out / GENERATIONS).open("w", encoding="utf-8") as handle:
-        for role in roles:
-            for item, answer in zip(items, answers[role], strict=True):
+        for role, rows in answers.items():
+            for item, answer in zip(items, rows, strict=True):
                 handle.write(json.dumps({
                     "model": role, "id": item.id, "task": item.task, "lang": item.lang,
                     "reference": item.reference if item.reference is not None else _expected(item),
                     "prediction": answer.text, "finish_reason": answer.finish_reason,
                     "completion_tokens": answer.completion_tokens, "nll": answer.nll, "tokens": answer.tokens,
                 }, ensure_ascii=False) + "\n")
-    write_resolved(recipe, out)
-    return out
 
 
 def build_report(
@@ -381,7 +419,7 @@ def build_report(
         "examples_changed": changed_examples(items, stats, answers, settings.get("examples_shown", 5)) if both
         else {"improved": [], "regressed": []},
         "judge": None,
-        "cache": {"enabled": False, "hits": 0, "misses": 0, "entries": 0},
+        "cache": {"enabled": False, "hits": 0, "misses": 0, "entries": 0, "keyed_by": {}},
         "errors": {role: sum(a.finish_reason == "error" for a in answers[role]) for role in roles},
         "notes": _notes(suites, scoring or dict.fromkeys(roles, True), answers),
     }
@@ -420,7 +458,8 @@ def _judge(
     chosen = _spread([n for n, i in enumerate(items) if i.kind in ("free_text", "safety")], items,
                      config.max_items)
     client = APIClient(config.endpoint, key)
-    judge = ServedModel("judge", config.model, f"{client.base_url}#{config.model}", lambda: client)
+    identity, _ = _identify(client, config.model, None, cache.path is not None)
+    judge = ServedModel("judge", config.model, identity, lambda: client)
     return judge_answers(
         judge, [items[n] for n in chosen], [answers["base"][n].text for n in chosen],
         [answers["tuned"][n].text for n in chosen], cache, concurrency, config.max_tokens,

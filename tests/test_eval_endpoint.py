@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import uvicorn
 import yaml
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from finetune.cli import main
 from finetune.eval_cache import GenerationCache, cache_key
-from finetune.eval_client import APIClient, EndpointError, ServedModel
+from finetune.eval_client import PROBE_PROMPT, APIClient, EndpointError, ServedModel
 from finetune.eval_suites import load_test_split
 from finetune.evaluate import CACHE_FILE, evaluate
 from finetune.judge import judge_answers, parse_verdict
@@ -30,21 +30,42 @@ Reply = Callable[[str, list[dict]], str]
 
 
 class StubServer:
-    """OpenAI-compatible enough for evaluation: /v1/models, /v1/chat/completions and optionally /v1/score."""
+    """OpenAI-compatible enough for evaluation: /v1/models, /v1/chat/completions and optionally /v1/score.
 
-    def __init__(self, models: list[str], reply: Reply, score: bool = True, delay: float = 0.02) -> None:
+    `reply`, `fingerprints` (published in /v1/models, as medtune's server does), `logprob` and `loss` may be
+    changed while it runs: that is a new checkpoint behind the same URL. Identity probes are counted apart.
+    """
+
+    def __init__(self, models: list[str], reply: Reply, score: bool = True, delay: float = 0.02, *,
+                 api_key: str | None = None, logprobs: bool = True) -> None:
+        self.reply = reply
+        self.fingerprints: dict[str, str] = {}
+        self.logprob: dict[str, float] = {}
+        self.loss: dict[str, float] = {}
         self.requests: Counter[str] = Counter()
+        self.probes: Counter[str] = Counter()
         self.fail_after: int | None = None
         self.in_flight = self.max_in_flight = 0
         self._lock = threading.Lock()
         app = FastAPI()
 
+        @app.middleware("http")
+        async def bearer(request: Request, call_next: Callable) -> Response:
+            if api_key and request.headers.get("authorization") != f"Bearer {api_key}":
+                return JSONResponse({"error": {"message": "missing or wrong bearer token",
+                                               "code": "invalid_api_key"}}, status_code=401)
+            return await call_next(request)
+
         @app.get("/v1/models")
         def list_models() -> dict:
-            return {"object": "list", "data": [{"id": m, "object": "model", "owned_by": "test"} for m in models]}
+            data = [{"id": m, "object": "model", "owned_by": "test",
+                     **({"fingerprint": self.fingerprints[m]} if m in self.fingerprints else {})} for m in models]
+            return {"object": "list", "data": data}
 
         @app.post("/v1/chat/completions")
         def chat(body: dict) -> JSONResponse:
+            if body["messages"] == PROBE_PROMPT:
+                return self._probe_answer(body, logprobs)
             with self._lock:
                 if self.fail_after is not None and sum(self.requests.values()) >= self.fail_after:
                     # A token that expires mid-run: not retried, so the run stops and must resume later.
@@ -54,20 +75,16 @@ class StubServer:
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
             time.sleep(delay)
-            text = reply(body["model"], body["messages"])
+            text = self.reply(body["model"], body["messages"])
             with self._lock:
                 self.in_flight -= 1
-            return JSONResponse({
-                "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 1, "completion_tokens": len(text.split()), "total_tokens": 2},
-            })
+            return _completion(body["model"], text)
 
         if score:
             @app.post("/v1/score")
             async def score(request: Request) -> dict:
                 body = await request.json()
-                nll = 1.0 if "tuned" in body["model"] else 3.0
+                nll = self.loss.get(body["model"], 1.0 if "tuned" in body["model"] else 3.0)
                 data = [{"index": i, "nll": nll * len(c[-1]["content"]), "tokens": len(c[-1]["content"])}
                         for i, c in enumerate(body["conversations"])]
                 return {"object": "list", "data": data}
@@ -75,6 +92,17 @@ class StubServer:
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def _probe_answer(self, body: dict, logprobs: bool) -> JSONResponse:
+        """The model's own greedy answer, with per-word logprobs where this server gives them (else a 400)."""
+        if body.get("logprobs") and not logprobs:
+            return JSONResponse({"error": {"message": "logprobs is not supported"}}, status_code=400)
+        with self._lock:
+            self.probes[body["model"]] += 1
+        text = self.reply(body["model"], body["messages"])
+        content = [{"token": word, "logprob": self.logprob.get(body["model"], -0.52), "bytes": None,
+                    "top_logprobs": []} for word in text.split()]
+        return _completion(body["model"], text, {"content": content} if body.get("logprobs") else None)
 
     def __enter__(self) -> StubServer:
         self.thread.start()
@@ -94,6 +122,15 @@ class StubServer:
         self.thread.join(timeout=10)
 
 
+def _completion(model: str, text: str, logprobs: dict | None = None) -> JSONResponse:
+    return JSONResponse({
+        "id": "x", "object": "chat.completion", "created": 0, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop",
+                     "logprobs": logprobs}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": len(text.split()), "total_tokens": 2},
+    })
+
+
 def model_reply(model: str, messages: list[dict]) -> str:
     """The "tuned" models pick the option written "right" and refer to a doctor; the others do neither."""
     text = messages[-1]["content"]
@@ -107,6 +144,8 @@ def model_reply(model: str, messages: list[dict]) -> str:
 def judge_reply(model: str, messages: list[dict]) -> str:
     if model == "biased-judge":
         return "Both are fine. [[A]]"
+    if "[Answer A]" not in messages[-1]["content"]:
+        return "Not a comparison."
     first = messages[-1]["content"].split("[Answer A]", 1)[1].split("[Answer B]", 1)[0]
     return "A refers to a doctor. [[A]]" if "врач" in first else "B refers to a doctor. [[B]]"
 
@@ -236,3 +275,124 @@ def test_command_line_against_an_endpoint(make, stub: StubServer, tmp_path: Path
     assert "Гемоглобин" not in printed.out  # answers and prompts are never printed
     assert main(["eval", str(path), "--endpoint", stub.url, "--model", "nope", "--base-model", "my-base"]) == 2
     assert "no model 'nope' served here; available: my-base, my-tuned" in capsys.readouterr().err
+
+
+@pytest.fixture
+def no_figures(monkeypatch) -> None:
+    """The cache tests read report.json; drawing report.html's figures would only slow them down."""
+    monkeypatch.setattr("finetune.evaluate.render_html", lambda report: "")
+
+
+def _run(recipe, url: str, **options) -> dict:
+    out = evaluate(recipe, endpoint=url, model="my-tuned", base_model="my-base", **options)
+    return json.loads((out / "report.json").read_text(encoding="utf-8"))
+
+
+def _tuned_answers_like_base(model: str, messages: list[dict]) -> str:
+    """A new checkpoint behind the same name: the tuned model now answers as the base did."""
+    return model_reply("my-base" if model == "my-tuned" else model, messages)
+
+
+def _exam_accuracy(report: dict) -> float:
+    return report["tasks"]["exam"]["groups"]["all"]["tuned"]["accuracy"]
+
+
+@pytest.mark.usefixtures("no_figures")
+def test_published_weights_fingerprint_decides_what_is_reused(make, stub: StubServer) -> None:
+    recipe = make()
+    stub.fingerprints.update({"my-base": "b" * 64, "my-tuned": "1" * 64})
+    first = _run(recipe, stub.url)
+    assert first["cache"]["keyed_by"] == {"base": "weights fingerprint", "tuned": "weights fingerprint"}
+    assert (first["metrics"]["all"]["tuned"]["loss"], _exam_accuracy(first)) == (1.0, 1.0)
+    asked = stub.requests.copy()
+    assert _run(recipe, stub.url)["cache"]["misses"] == 0 and stub.requests == asked  # same weights: reused
+
+    stub.fingerprints["my-tuned"] = "2" * 64  # other weights behind the same URL and name
+    stub.loss["my-tuned"], stub.reply = 2.5, _tuned_answers_like_base
+    third = _run(recipe, stub.url)
+    assert stub.requests["my-tuned"] - asked["my-tuned"] == 14 and stub.requests["my-base"] == asked["my-base"]
+    assert (third["metrics"]["all"]["tuned"]["loss"], _exam_accuracy(third)) == (2.5, 0.0)
+    assert third["cache"]["hits"] == 14 + 4 and not stub.probes  # the base's answers and scores; no probe needed
+
+
+@pytest.mark.usefixtures("no_figures")
+def test_probe_answer_identifies_weights_where_no_fingerprint_is_published(make, stub: StubServer) -> None:
+    recipe = make()
+    assert _run(recipe, stub.url)["cache"]["keyed_by"] == {"base": "probe answer", "tuned": "probe answer"}
+    asked = stub.requests.copy()
+    stub.logprob["my-tuned"] = -0.521  # numeric noise between runs of the same weights
+    assert _run(recipe, stub.url)["cache"]["misses"] == 0 and stub.requests == asked
+    assert stub.probes == {"my-base": 2, "my-tuned": 2}  # each run probes before it reads the cache
+
+    stub.logprob["my-tuned"] = -1.3  # the same greedy text, other weights
+    _run(recipe, stub.url)
+    assert stub.requests["my-tuned"] - asked["my-tuned"] == 14 and stub.requests["my-base"] == asked["my-base"]
+    asked = stub.requests.copy()
+    stub.reply = _tuned_answers_like_base
+    assert _exam_accuracy(_run(recipe, stub.url)) == 0.0
+    assert stub.requests["my-tuned"] - asked["my-tuned"] == 14 and stub.requests["my-base"] == asked["my-base"]
+
+
+@pytest.mark.usefixtures("no_figures")
+def test_probe_on_a_server_that_refuses_logprobs_uses_text_and_score(make) -> None:
+    recipe = make()
+    with StubServer(["llama-med"], model_reply, delay=0.0, logprobs=False) as server:
+        def run() -> dict:
+            out = evaluate(recipe, endpoint=server.url, model="llama-med", base_model=None)
+            return json.loads((out / "report.json").read_text(encoding="utf-8"))
+
+        assert run()["cache"]["misses"] == 14 + 4  # answers and scores
+        assert run()["cache"]["misses"] == 0 and server.probes["llama-med"] == 2
+        server.loss["llama-med"] = 2.0  # the same greedy text, but /v1/score tells the weights apart
+        assert run()["cache"]["misses"] == 14 + 4
+        server.reply = lambda model, messages: "Другой ответ."
+        assert run()["cache"]["misses"] == 14 + 4  # answers and scores
+
+
+def _recipe_file(recipe, tmp_path: Path) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe.model_dump(mode="json"), allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.mark.usefixtures("no_figures")
+def test_cache_tag_names_the_checkpoint_instead_of_a_probe(make, stub: StubServer, tmp_path: Path) -> None:
+    path = _recipe_file(make(), tmp_path)
+    args = ["eval", str(path), "--endpoint", stub.url, "--model", "my-tuned", "--base-model", "my-base"]
+    assert main([*args, "--cache-tag", "run-1"]) == 0
+    asked = sum(stub.requests.values())
+    stub.reply = _tuned_answers_like_base  # the user says run-1 still: the tag is trusted
+    assert main([*args, "--cache-tag", "run-1"]) == 0
+    assert sum(stub.requests.values()) == asked and not stub.probes
+    assert main([*args, "--cache-tag", "run-2"]) == 0
+    assert sum(stub.requests.values()) == asked + 28
+    report = json.loads((make().eval_dir / "report.json").read_text(encoding="utf-8"))
+    assert report["cache"]["keyed_by"]["tuned"] == "cache tag 'run-2'" and _exam_accuracy(report) == 0.0
+
+    _run(make(cache_tag="run-2"), stub.url)  # eval.cache_tag in the recipe does the same
+    assert sum(stub.requests.values()) == asked + 28 and not stub.probes
+
+
+@pytest.mark.usefixtures("no_figures")
+def test_refused_key_or_stopped_server_fails_even_with_every_answer_cached(
+    make, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    recipe = make()
+    path = _recipe_file(recipe, tmp_path)
+    with StubServer(["my-base", "my-tuned"], model_reply, delay=0.0, api_key="s3cret") as server:
+        args = ["eval", str(path), "--endpoint", server.url, "--model", "my-tuned", "--base-model", "my-base"]
+        monkeypatch.setenv("EVAL_TOKEN", "s3cret")
+        assert main([*args, "--api-key-env", "EVAL_TOKEN"]) == 0
+        asked, probed = sum(server.requests.values()), server.probes.copy()
+        capsys.readouterr()
+        monkeypatch.setenv("EVAL_TOKEN", "wrong")
+        assert main([*args, "--api-key-env", "EVAL_TOKEN"]) == 2
+        error = capsys.readouterr().err
+        assert error.startswith(f"medtune eval: error: {server.url}: the server refused the API key (HTTP 401")
+        assert "set --api-key-env" in error and "Traceback" not in error
+        assert main(args) == 2
+        assert "needs an API key and none was given" in capsys.readouterr().err
+        assert (sum(server.requests.values()), server.probes) == (asked, probed)  # refused before anything was asked
+        url = server.url
+    with pytest.raises(EndpointError, match=f"^{re.escape(url)}: cannot connect"):
+        evaluate(recipe, endpoint=url, api_key="s3cret", model="my-tuned", base_model="my-base")
