@@ -202,8 +202,12 @@ def _judge_markdown(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {group} | {row['items']} | {row['tuned_wins']} | {row['base_wins']} | {row['ties']} | "
             f"{row['inconsistent']} | {row['unparsed']} | {row['preference']:+.2f} | {row['ci_low']:+.2f} … "
-            f"{row['ci_high']:+.2f} | {row['p_value']:.3g} |"
+            f"{row['ci_high']:+.2f} | {row['p_value']:.3g}{' †' if row.get('reason') else ''} |"
         )
+    small = [f"{group} ({row['reason']})" for group, row in [("all", judge), *judge["by_lang"].items()]
+             if row.get("reason")]
+    if small:
+        lines += ["", f"† no significance is claimed for {', '.join(small)}."]
     return [*lines, ""]
 
 
@@ -399,7 +403,8 @@ def _judge_html(report: dict[str, Any]) -> list[str]:
         return []
     rows = [[_e(group), str(r["items"]), str(r["tuned_wins"]), str(r["base_wins"]), str(r["ties"]),
              str(r["inconsistent"]), str(r["unparsed"]), f"{r['preference']:+.2f}",
-             f"{r['ci_low']:+.2f} … {r['ci_high']:+.2f}", f"{r['p_value']:.3g}"]
+             f"{r['ci_low']:+.2f} … {r['ci_high']:+.2f}",
+             f"{r['p_value']:.3g}" + (f" ({_e(r['reason'])})" if r.get("reason") else "")]
             for group, r in [("all", judge), *judge["by_lang"].items()]]
     return [f"<h2>Judge: <code>{_e(judge['model'])}</code></h2>",
             "<p>Every pair was judged twice with the answers swapped; a side wins only when both orders agree.</p>",

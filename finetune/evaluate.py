@@ -463,7 +463,7 @@ def _judge(
     return judge_answers(
         judge, [items[n] for n in chosen], [answers["base"][n].text for n in chosen],
         [answers["tuned"][n].text for n in chosen], cache, concurrency, config.max_tokens,
-        recipe.eval.bootstrap_resamples, recipe.eval.confidence, recipe.eval.seed,
+        recipe.eval.bootstrap_resamples, recipe.eval.confidence, recipe.eval.seed, recipe.eval.min_paired_examples,
     )
 
 

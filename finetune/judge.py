@@ -13,7 +13,8 @@ from typing import Any
 
 from finetune.eval_cache import GenerationCache
 from finetune.eval_client import ServedModel
-from finetune.eval_stats import mean_ci, sign_test
+from finetune.eval_config import MIN_PAIRED_EXAMPLES
+from finetune.eval_stats import mean_ci, sign_test, too_few
 from finetune.eval_suites import EvalItem
 
 LANGUAGE_NAMES = {"ru": "Russian", "kk": "Kazakh", "zh": "Chinese", "en": "English"}
@@ -72,6 +73,7 @@ def judge_answers(
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
+    min_n: int = MIN_PAIRED_EXAMPLES,
 ) -> dict[str, Any]:
     """Judge every pair in both orders; a side wins an item only when both orders prefer it."""
     prompts = []
@@ -91,9 +93,9 @@ def judge_answers(
             outcome = "inconsistent"
         per_item.append({"id": item.id, "lang": item.lang, "task": item.task, "orders": [first, second],
                          "outcome": outcome})
-    summary = summarise_verdicts(per_item, n_resamples, confidence, seed)
+    summary = summarise_verdicts(per_item, n_resamples, confidence, seed, min_n)
     summary["by_lang"] = {
-        lang: summarise_verdicts([r for r in per_item if r["lang"] == lang], n_resamples, confidence, seed)
+        lang: summarise_verdicts([r for r in per_item if r["lang"] == lang], n_resamples, confidence, seed, min_n)
         for lang in sorted({r["lang"] for r in per_item})
     }
     summary.update({"model": judge.name, "endpoint": judge.client.base_url, "verdicts": per_item})
@@ -101,11 +103,12 @@ def judge_answers(
 
 
 def summarise_verdicts(rows: Sequence[dict[str, Any]], n_resamples: int, confidence: float,
-                       seed: int) -> dict[str, Any]:
+                       seed: int, min_n: int = MIN_PAIRED_EXAMPLES) -> dict[str, Any]:
     """Counts, the mean preference for tuned (+1 win, −1 loss, 0 otherwise) with its interval, and a sign test.
 
     Position-inconsistent and unparsed items count as ties in the preference: a judge that cannot decide the
-    same way twice has not shown a difference.
+    same way twice has not shown a difference. Below `min_n` judged items nothing is called significant, as in
+    `eval_stats.compare`, and `reason` says why.
     """
     counts = {key: sum(r["outcome"] == key for r in rows) for key in ("tuned", "base", "tie", "inconsistent",
                                                                       "unparsed")}
@@ -123,5 +126,6 @@ def summarise_verdicts(rows: Sequence[dict[str, Any]], n_resamples: int, confide
         "ci_low": low,
         "ci_high": high,
         "p_value": p_value,
-        "significant": p_value < 1 - confidence,
+        "significant": p_value < 1 - confidence and too_few(len(rows), min_n) is None,
+        "reason": too_few(len(rows), min_n),
     }

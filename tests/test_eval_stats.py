@@ -116,3 +116,16 @@ def test_mcnemar_below_the_minimum_is_not_claimed_either() -> None:
     assert ten is not None and ten.significant and ten.verdict == "better"
     with pytest.raises(ValidationError, match="min_paired_examples"):
         EvalConfig(min_paired_examples=1)
+
+
+def test_a_judge_sign_test_below_the_minimum_claims_nothing() -> None:
+    """Nine straight wins give a sign-test p of 0.004, yet nine items are too few for a claim."""
+    from finetune.judge import summarise_verdicts
+
+    rows = [{"outcome": "tuned", "lang": "ru"}] * 9
+    small = summarise_verdicts(rows, 200, 0.95, 0)
+    assert small["p_value"] < 0.01 and not small["significant"]
+    assert small["reason"] == "n=9 < 10: too few for a significance claim"
+    enough = summarise_verdicts([*rows, {"outcome": "tuned", "lang": "ru"}], 200, 0.95, 0)
+    assert enough["significant"] and enough["reason"] is None
+    assert not summarise_verdicts(rows, 200, 0.95, 0, min_n=20)["significant"]
