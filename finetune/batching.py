@@ -1,25 +1,23 @@
 """A micro-batcher in front of `ChatModel.generate_batch`: concurrent requests share one decoding loop.
 
 Decoding one token costs about the same for one row as for many on a GPU (and, for small models, on a CPU),
-so requests that arrive together are answered together. Requests are grouped only when they can share a
-batch: greedy requests always can (each row keeps its own limit and stop strings); sampled ones need the
-same temperature and top-p; a request with a seed runs alone so that the seed reproduces its answer.
+so requests that arrive together are answered together. Any requests can share a batch: each row keeps its
+own limit, stop strings and sampling settings, and a sampled row draws from a random generator of its own,
+so a seed reproduces a request's answer whatever it is batched with (or whatever other models decode beside).
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
 from finetune.inference import ChatModel, Completion, GenerationRequest, Sampling
 
 _GREEDY = Sampling()
-_solo_ids = itertools.count()
 
 
 @dataclass
@@ -27,16 +25,6 @@ class _Job:
     request: GenerationRequest
     sampling: Sampling
     future: Future[Completion]
-    key: Hashable
-
-
-def batch_key(sampling: Sampling) -> Hashable:
-    """Jobs with equal keys may be decoded in one batch."""
-    if sampling.temperature <= 0:
-        return _GREEDY
-    if sampling.seed is not None:
-        return ("solo", next(_solo_ids))
-    return (sampling.temperature, sampling.top_p)
 
 
 class MicroBatcher:
@@ -72,7 +60,7 @@ class MicroBatcher:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=f"batcher-{self.model.name}", daemon=True)
                 self._thread.start()
-            self._queue.append(_Job(request, sampling, future, batch_key(sampling)))
+            self._queue.append(_Job(request, sampling, future))
             self._ready.notify()
         return future
 
@@ -90,23 +78,14 @@ class MicroBatcher:
                 self._ready.wait()
             if not self._queue:
                 return []
-            key = self._queue[0].key
             deadline = time.monotonic() + self.max_wait_s
             while not self._closed:
-                waiting = sum(1 for job in self._queue if job.key == key)
                 remaining = deadline - time.monotonic()
-                if waiting >= self.max_batch_size or remaining <= 0:
+                if len(self._queue) >= self.max_batch_size or remaining <= 0:
                     break
                 self._ready.wait(remaining)
-            batch: list[_Job] = []
-            kept: deque[_Job] = deque()
-            for job in self._queue:
-                if job.key == key and len(batch) < self.max_batch_size:
-                    batch.append(job)
-                else:
-                    kept.append(job)
-            self._queue = kept
-            return batch
+            count = min(len(self._queue), self.max_batch_size)
+            return [self._queue.popleft() for _ in range(count)]
 
     def _run(self) -> None:
         while batch := self._take_batch():
@@ -119,7 +98,7 @@ class MicroBatcher:
             if self.on_batch is not None:
                 self.on_batch(len(live))
             try:
-                completions = self.model.generate_batch([job.request for job in live], live[0].sampling)
+                completions = self.model.generate_batch([job.request for job in live], [job.sampling for job in live])
             except Exception as exc:  # handed to every waiting caller, which answers its client
                 for job in live:
                     job.future.set_exception(exc)

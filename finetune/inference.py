@@ -1,8 +1,9 @@
 """The one inference class: base, base+adapter or merged, answering chat messages the same way everywhere.
 
 The HTTP server and the evaluation both go through `ChatModel`, so what is measured is what is deployed.
-Generation is batched: each row of a batch carries its own token limit, stop strings and an optional text
-callback (for streaming); temperature, top-p and seed are shared by the batch.
+Generation is batched: each row of a batch carries its own token limit, stop strings, sampling settings and
+an optional text callback (for streaming). A sampled row draws its tokens from a random generator of its own,
+so a seed reproduces a request's answer whatever shares its batch or runs in other threads.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from typing import Any, Literal
 import torch
 from jinja2 import TemplateError
 from peft import PeftModel
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria, StoppingCriteriaList
+from transformers import (
+    LogitsProcessor,
+    LogitsProcessorList,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    StoppingCriteria,
+    StoppingCriteriaList,
+)
 
 from finetune.gemma import (
     END_OF_TURN,
@@ -50,7 +58,7 @@ class Score:
 
 @dataclass(frozen=True)
 class Sampling:
-    """What one batch shares: rows with different sampling settings cannot be decoded in one `generate` call."""
+    """How one request picks its tokens: greedy at temperature 0, else sampled (reproducibly when seeded)."""
 
     temperature: float = 0.0
     top_p: float = 1.0
@@ -137,6 +145,44 @@ class _TrackRows(StoppingCriteria):
         for row, token in zip(self.rows, input_ids[:, -1].tolist(), strict=True):
             row.push(token)
         return torch.tensor([row.finish is not None for row in self.rows], device=input_ids.device)
+
+
+def _generator(seed: int | None, device: torch.device) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
+
+
+class _SampleRows(LogitsProcessor):
+    """Draws each sampled row's next token with that row's own generator; greedy rows are left to the argmax.
+
+    `generate` runs greedy with this last in its processors: a sampled row's scores become -inf except at the
+    drawn token. The process-wide RNG, which every batching thread shares, is never touched.
+    """
+
+    def __init__(self, samplings: Sequence[Sampling], device: torch.device) -> None:
+        sampled = [(index, s) for index, s in enumerate(samplings) if s.temperature > 0]
+        self.rows = torch.tensor([index for index, _ in sampled], device=device)
+        self.temperature = torch.tensor([[s.temperature] for _, s in sampled], device=device)
+        self.top_p = torch.tensor([[s.top_p] for _, s in sampled], device=device)
+        self.generators = [_generator(s.seed, device) for _, s in sampled]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(scores[self.rows].float() / self.temperature, dim=-1)
+        # A stable sort keeps tied tokens in id order, so a row ranks its tokens alike in any batch.
+        ranked, order = probs.sort(dim=-1, descending=True, stable=True)
+        # Keep the fewest top tokens holding top_p of the mass (all at top_p 1, whatever the rounding of cumsum).
+        ranked[(ranked.cumsum(dim=-1) - ranked >= self.top_p) & (self.top_p < 1)] = 0
+        picks = torch.stack([torch.multinomial(row, 1, generator=generator)
+                             for row, generator in zip(ranked, self.generators, strict=True)])
+        tokens = order.gather(1, picks).squeeze(1)
+        chosen = scores.clone()
+        chosen[self.rows] = float("-inf")
+        chosen[self.rows, tokens] = 0.0
+        return chosen
 
 
 class ChatModel:
@@ -279,28 +325,31 @@ class ChatModel:
 
     @torch.no_grad()
     def generate_batch(
-        self, requests: Sequence[GenerationRequest], sampling: Sampling = Sampling()
+        self, requests: Sequence[GenerationRequest], sampling: Sampling | Sequence[Sampling] = Sampling()
     ) -> list[Completion]:
-        """Decode every request in one left-padded batch; each row stops on its own limit and stop strings."""
+        """Decode every request in one left-padded batch; each row stops on its own limit and stop strings.
+
+        `sampling` is one per request, or one for all (each row then draws from its own generator, so rows
+        given one seed each answer as that request would alone).
+        """
+        samplings = [sampling] * len(requests) if isinstance(sampling, Sampling) else list(sampling)
+        if len(samplings) != len(requests):
+            raise ValueError(f"{len(requests)} requests but {len(samplings)} sampling settings")
         texts = [self.render(request.messages) for request in requests]
         stop_ids = set(self.stop_token_ids)
         rows = [_Row(request, self.tokenizer, stop_ids) for request in requests]
         with self._lock, self._activate():
             batch = self._encode(texts, padding_side="left")
-            options: dict[str, Any] = {
-                "max_new_tokens": max(request.max_new_tokens for request in requests),
-                "do_sample": sampling.temperature > 0,
-                "eos_token_id": self.stop_token_ids,
-                "pad_token_id": self.tokenizer.pad_token_id,
-                "stopping_criteria": StoppingCriteriaList([_TrackRows(rows)]),
-            }
-            if sampling.temperature > 0:
-                options.update(temperature=sampling.temperature, top_p=sampling.top_p, top_k=None)
-                if sampling.seed is not None:
-                    torch.manual_seed(sampling.seed)
-            else:
-                options.update(temperature=None, top_p=None, top_k=None)
-            self.model.generate(**batch, **options)
+            sampled = any(s.temperature > 0 for s in samplings)
+            self.model.generate(
+                **batch,
+                max_new_tokens=max(request.max_new_tokens for request in requests),
+                do_sample=False, temperature=None, top_p=None, top_k=None,  # sampling is _SampleRows' part
+                logits_processor=LogitsProcessorList([_SampleRows(samplings, self.device)] if sampled else []),
+                eos_token_id=self.stop_token_ids,
+                pad_token_id=self.tokenizer.pad_token_id,
+                stopping_criteria=StoppingCriteriaList([_TrackRows(rows)]),
+            )
         completions = []
         for index, row in enumerate(rows):
             row.close()

@@ -43,7 +43,7 @@ from finetune.train import StageInputError
 log = logging.getLogger(__name__)
 text_log = logging.getLogger("finetune.serve.text")
 
-SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.manual_seed accepts
+SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
 MAX_STOP_STRINGS = 4
 MAX_SCORE_CONVERSATIONS = 64  # a memory guard; evaluation sends eval.batch_size (default 8) per request
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -53,6 +55,35 @@ def test_sampling_is_reproducible_with_a_seed(models) -> None:
     first = model.generate(CONVERSATIONS[:1], max_new_tokens=10, temperature=1.0, seed=7)[0].text
     again = model.generate(CONVERSATIONS[:1], max_new_tokens=10, temperature=1.0, seed=7)[0].text
     assert first == again
+
+
+def test_sampling_without_a_seed_varies(models) -> None:
+    answers = {models["base"].chat(CONVERSATIONS[0], max_new_tokens=10, temperature=1.0) for _ in range(4)}
+    assert len(answers) > 1
+
+
+def test_seeded_answers_do_not_depend_on_what_runs_beside_them(models) -> None:
+    """Two separately loaded models decode in two batching threads at once, several seeded requests per batch:
+    each answer must equal the one the same request gets alone."""
+    jobs = [(name, seed, CONVERSATIONS[seed % len(CONVERSATIONS)]) for name in ("base", "tuned") for seed in range(5)]
+    with BackgroundServer(create_app(models, batch_wait_ms=100)) as running:
+
+        def ask(job: tuple[str, int, list]) -> str:
+            name, seed, messages = job
+            body = {"model": name, "messages": messages, "max_tokens": 8, "temperature": 1.0, "seed": seed}
+            response = httpx.post(f"{running.base_url}/v1/chat/completions", json=body, timeout=60)
+            assert response.status_code == 200, response.text
+            return response.json()["choices"][0]["message"]["content"]
+
+        alone = [ask(job) for job in jobs]
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            together = list(pool.map(ask, jobs))
+        metrics = httpx.get(f"{running.base_url}/metrics").text
+    assert together == alone
+    assert len(set(alone)) > len(jobs) // 2, "the seeds make a difference, so the comparison means something"
+    for name in ("base", "tuned"):
+        batches = _sample(metrics, f'medtune_generation_batch_size_count{{model="{name}"}}')
+        assert batches < len(jobs), f"some of {name}'s concurrent seeded requests shared a batch"
 
 
 def test_adapter_changes_the_scores(models) -> None:
@@ -143,3 +174,9 @@ def test_bearer_token_is_enforced(models) -> None:
 
 def test_adapter_model_loads_tokenizer_from_adapter_dir(trained_recipe) -> None:
     assert (Path(trained_recipe.adapter_dir) / "tokenizer_config.json").is_file()
+
+
+def _sample(exposition: str, series: str) -> float:
+    match = re.search(rf"^{re.escape(series)} (\S+)$", exposition, flags=re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
+import torch
 
 from finetune.batching import MicroBatcher
 from finetune.inference import ChatModel, GenerationRequest, Sampling
@@ -122,10 +123,38 @@ def test_micro_batcher_decodes_concurrent_requests_together(models) -> None:
         seeded = batcher.submit(GenerationRequest(PROMPTS[0], 6), Sampling(temperature=1.0, seed=3)).result(60)
     finally:
         batcher.close()
-    assert sizes == [4, 1], "four greedy requests share one batch; a seeded one runs alone"
+    assert sizes == [4, 1], "four concurrent requests share one batch"
     assert results == models["tuned"].generate(PROMPTS, max_new_tokens=6)
     again = models["tuned"].generate_batch([GenerationRequest(PROMPTS[0], 6)], Sampling(temperature=1.0, seed=3))
     assert seeded == again[0]
+
+
+def test_seeded_rows_of_one_batch_each_answer_as_they_would_alone(models) -> None:
+    """Greedy, seeded and differently tempered requests share one batch; each seeded row draws from a generator
+    of its own, and the process-wide RNG (shared by every thread) is left alone."""
+    model = models["tuned"]
+    jobs = [
+        (PROMPTS[0], Sampling(temperature=1.0, seed=1)),
+        (PROMPTS[1], Sampling(temperature=1.0, top_p=0.9, seed=2)),
+        (PROMPTS[0], Sampling(temperature=0.7, seed=1)),
+        (PROMPTS[2], Sampling()),
+        (PROMPTS[3], Sampling(temperature=1.3, seed=2**64 - 1)),
+    ]
+    alone = [model.generate_batch([GenerationRequest(p, 8)], s)[0] for p, s in jobs]
+    sizes: list[int] = []
+    batcher = MicroBatcher(model, max_batch_size=len(jobs), max_wait_s=2.0, on_batch=sizes.append)
+    torch.manual_seed(0)
+    expected_draw = torch.rand(3)
+    torch.manual_seed(0)
+    try:
+        together = [f.result(timeout=60) for f in [batcher.submit(GenerationRequest(p, 8), s) for p, s in jobs]]
+    finally:
+        batcher.close()
+    assert sizes == [len(jobs)]
+    assert together == alone
+    assert torch.equal(torch.rand(3), expected_draw), "sampling never touches the process-wide RNG"
+    same_seed_twice = model.generate_batch([GenerationRequest(PROMPTS[0], 8)] * 2, Sampling(temperature=1.0, seed=1))
+    assert same_seed_twice == [alone[0], alone[0]], "one Sampling for a batch: every row seeded alike"
 
 
 def test_streaming_with_the_openai_client_matches_the_plain_answer(client: openai.OpenAI) -> None:
