@@ -6,8 +6,11 @@ Endpoints: POST /v1/chat/completions (plain or server-sent events), GET /v1/mode
 every /v1 route needs the bearer token; /health and /metrics stay open for probes and scrapers (they hold
 counts and timings only).
 
-Bad requests get OpenAI-style JSON errors with a 4xx status. Prompts and completions never reach the logs
-unless `log_text` is set: the access log holds the route, status and timing, never bodies or query strings.
+Bad requests get OpenAI-style JSON errors with a 4xx status; a body over `max_body_bytes` gets a 413 before
+it is read whole. Prompts are rendered and tokenized in worker threads, never on the event loop, so /health
+answers at once while a long prompt is being counted.
+Prompts and completions never reach the logs unless `log_text` is set: the access log holds the route, status
+and timing, never bodies or query strings.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,7 +35,10 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Message as ASGIMessage
 
 from finetune.batching import MicroBatcher
 from finetune.gemma import ChatFormatError
@@ -44,8 +51,11 @@ log = logging.getLogger(__name__)
 text_log = logging.getLogger("finetune.serve.text")
 
 SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed accepts
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_STOP_STRINGS = 4
 MAX_SCORE_CONVERSATIONS = 64  # a memory guard; evaluation sends eval.batch_size (default 8) per request
+# Validating a body of many tiny messages holds the GIL (and so the event loop) throughout; this bounds it.
+MAX_MESSAGES = 2048
 
 
 def _utf8(value: str) -> str:
@@ -80,7 +90,7 @@ class StreamOptions(BaseModel):
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: Text
-    messages: list[ChatMessage] = Field(json_schema_extra={"minItems": 1})
+    messages: list[ChatMessage] = Field(max_length=MAX_MESSAGES, json_schema_extra={"minItems": 1})
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float = Field(0.0, ge=0.0, le=2.0)
@@ -99,7 +109,8 @@ class ChatCompletionRequest(BaseModel):
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: Text
-    conversations: list[list[ChatMessage]] = Field(min_length=1, max_length=MAX_SCORE_CONVERSATIONS)
+    conversations: list[Annotated[list[ChatMessage], Field(max_length=MAX_MESSAGES)]] = Field(
+        min_length=1, max_length=MAX_SCORE_CONVERSATIONS)
 
 
 class APIError(Exception):
@@ -154,38 +165,49 @@ def _sse(payload: dict[str, Any] | str) -> str:
     return f"data: {data}\n\n"
 
 
-def create_app(
-    models: Mapping[str, ChatModel],
-    api_key: str | None = None,
-    default_max_tokens: int = 256,
-    *,
-    max_batch_size: int = 8,
-    batch_wait_ms: float = 5.0,
-    max_tokens_limit: int | None = None,
-    log_text: bool = False,
-) -> FastAPI:
-    """The API for `models` (name → ChatModel). With `api_key`, every /v1 route needs that bearer token.
+class _BodyTooLarge(StarletteHTTPException):
+    """Raised from `receive` mid-body: FastAPI re-raises an HTTPException met while reading a body as it is."""
 
-    `max_tokens_limit` caps what one request may ask for (a 400 above it); `log_text` logs prompts and
-    completions to the `finetune.serve.text` logger, which is off by default because they hold patient text.
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds this server's limit of {limit} bytes")
+
+
+class _BodyLimit:
+    """Refuses request bodies over `limit` bytes with a 413, so no oversized body is ever held in memory.
+
+    A Content-Length over the limit is refused before anything is read; a body without one (chunked) is
+    counted as it arrives, and the route reading it fails with a 413 that the app's error handler answers.
     """
-    metrics = ServeMetrics()
-    batchers = {
-        name: MicroBatcher(model, max_batch_size, batch_wait_ms / 1000,
-                           on_batch=metrics.batch_size.labels(model=name).observe)
-        for name, model in models.items()
-    }
 
-    @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        for batcher in batchers.values():
-            await run_in_threadpool(batcher.close)
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
 
-    app = FastAPI(title="medtune", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan)
-    app.state.batchers = batchers
-    app.state.metrics = metrics
-    created = int(time.time())
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            error = _BodyTooLarge(self.limit)
+            body = _error_body(error.detail, "request_too_large", None, "invalid_request_error")
+            await JSONResponse(body, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> ASGIMessage:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyTooLarge(self.limit)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error a client can cause is an OpenAI-style JSON body with a 4xx status; anything else a 500."""
 
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
@@ -201,7 +223,8 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(exc.status_code,
+                                                                                           "invalid_request")
         return JSONResponse(_error_body(str(exc.detail), code, None, "invalid_request_error"),
                             status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
@@ -211,6 +234,8 @@ def create_app(
         return JSONResponse(_error_body("internal server error", "internal_error", None, "server_error"),
                             status_code=500)
 
+
+def _add_auth_and_access_log(app: FastAPI, metrics: ServeMetrics, api_key: str | None) -> None:
     @app.middleware("http")
     async def _auth_and_access_log(request: Request, call_next: Any) -> Any:
         started = time.perf_counter()
@@ -228,6 +253,89 @@ def create_app(
         log.info("%s %s %d %.3fs", request.method, route, response.status_code, elapsed)
         return response
 
+
+def _prepare_chat(
+    model: ChatModel, request: ChatCompletionRequest, default_max_tokens: int, max_tokens_limit: int | None
+) -> tuple[list[Message], tuple[str, ...], int]:
+    """A request's messages, stop strings and token budget, or the 400 that refuses it.
+
+    Called in a worker thread: rendering and tokenizing a prompt of megabytes takes seconds.
+    """
+    messages = _plain_messages(request.messages)
+    stop = _stop_strings(request.stop)
+    try:
+        prompt_tokens = model.count_prompt_tokens(messages)
+    except ChatFormatError as exc:
+        raise APIError(400, str(exc), "invalid_messages", "messages") from None
+    room = model.context_length - prompt_tokens
+    if room < 1:
+        raise APIError(400, f"prompt ({prompt_tokens} tokens) leaves no room for an answer within the context "
+                       f"length {model.context_length}", "context_length_exceeded", "messages")
+    asked = request.max_completion_tokens or request.max_tokens
+    if max_tokens_limit is not None and asked is not None and asked > max_tokens_limit:
+        raise APIError(400, f"max_tokens ({asked}) exceeds this server's limit of {max_tokens_limit}",
+                       "invalid_request", "max_tokens")
+    max_tokens = asked or min(default_max_tokens, max_tokens_limit or default_max_tokens, room)
+    if max_tokens > room:
+        raise APIError(400, f"prompt ({prompt_tokens} tokens) + max_tokens ({max_tokens}) exceeds the "
+                       f"context length {model.context_length}", "context_length_exceeded", "messages")
+    return messages, stop, max_tokens
+
+
+def _scoreable(model: ChatModel, request: ScoreRequest) -> list[list[Message]]:
+    """The conversations to score, each checked to render and fit the context (in a worker thread, like chat)."""
+    conversations = [_plain_messages(conv, f"conversations[{i}]") for i, conv in enumerate(request.conversations)]
+    for index, conversation in enumerate(conversations):
+        try:
+            length = model.count_prompt_tokens(conversation)
+        except ChatFormatError as exc:
+            raise APIError(400, f"conversations[{index}]: {exc}", "invalid_messages", "conversations") from None
+        if length > model.context_length:
+            raise APIError(400, f"conversations[{index}] has {length} tokens, more than the context length "
+                           f"{model.context_length}", "context_length_exceeded", "conversations")
+    return conversations
+
+
+def create_app(
+    models: Mapping[str, ChatModel],
+    api_key: str | None = None,
+    default_max_tokens: int = 256,
+    *,
+    max_batch_size: int = 8,
+    batch_wait_ms: float = 5.0,
+    max_tokens_limit: int | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    log_text: bool = False,
+) -> FastAPI:
+    """The API for `models` (name → ChatModel). With `api_key`, every /v1 route needs that bearer token.
+
+    `max_tokens_limit` caps what one request may ask for (a 400 above it); `max_body_bytes` caps a request
+    body (a 413 above it); `log_text` logs prompts and completions to the `finetune.serve.text` logger, which
+    is off by default because they hold patient text.
+    """
+    if max_body_bytes < 1:
+        raise ValueError(f"max_body_bytes must be at least 1, got {max_body_bytes}")
+    metrics = ServeMetrics()
+    batchers = {
+        name: MicroBatcher(model, max_batch_size, batch_wait_ms / 1000,
+                           on_batch=metrics.batch_size.labels(model=name).observe)
+        for name, model in models.items()
+    }
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        for batcher in batchers.values():
+            await run_in_threadpool(batcher.close)
+
+    app = FastAPI(title="medtune", version="0.1.0", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.batchers = batchers
+    app.state.metrics = metrics
+    created = int(time.time())
+    _add_error_handlers(app)
+    app.add_middleware(_BodyLimit, limit=max_body_bytes)  # inside the access log, so a 413 is counted
+    _add_auth_and_access_log(app, metrics, api_key)
+
     def pick(name: str) -> ChatModel:
         if name not in models:
             raise APIError(404, f"model {name!r} is not served here; available: {', '.join(models)}",
@@ -235,7 +343,7 @@ def create_app(
         return models[name]
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:  # async: answered on the event loop, never queued behind workers
         return {"status": "ok", "models": list(models)}
 
     @app.get("/metrics", include_in_schema=False)
@@ -243,46 +351,20 @@ def create_app(
         return Response(metrics.render(), media_type=metrics.content_type)
 
     @app.get("/v1/models")
-    def list_models() -> dict[str, Any]:
+    async def list_models() -> dict[str, Any]:
         data = [{"id": name, "object": "model", "created": created, "owned_by": "medtune"} for name in models]
         return {"object": "list", "data": data}
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(request: ChatCompletionRequest) -> dict[str, Any] | StreamingResponse:
         model = pick(request.model)
-        messages = _plain_messages(request.messages)
-        stop = _stop_strings(request.stop)
-        try:
-            prompt_tokens = model.count_prompt_tokens(messages)
-        except ChatFormatError as exc:
-            raise APIError(400, str(exc), "invalid_messages", "messages") from None
-        room = model.context_length - prompt_tokens
-        asked = request.max_completion_tokens or request.max_tokens
-        if max_tokens_limit is not None and asked is not None and asked > max_tokens_limit:
-            raise APIError(400, f"max_tokens ({asked}) exceeds this server's limit of {max_tokens_limit}",
-                           "invalid_request", "max_tokens")
-        max_tokens = asked or min(default_max_tokens, max_tokens_limit or default_max_tokens, room)
-        if room < 1 or prompt_tokens + max_tokens > model.context_length:
-            raise APIError(400, f"prompt ({prompt_tokens} tokens) + max_tokens ({max_tokens}) exceeds the "
-                           f"context length {model.context_length}", "context_length_exceeded", "messages")
+        messages, stop, max_tokens = await run_in_threadpool(
+            _prepare_chat, model, request, default_max_tokens, max_tokens_limit)
         sampling = Sampling(request.temperature, request.top_p, request.seed)
         if log_text:
             text_log.info("prompt model=%s messages=%s", request.model, json.dumps(messages, ensure_ascii=False))
         identity = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": request.model}
-        started = time.perf_counter()
-
-        def finished(completion: Completion, streamed: bool) -> dict[str, int]:
-            metrics.completions.labels(model=request.model, stream=str(streamed).lower(),
-                                       finish_reason=completion.finish_reason).inc()
-            metrics.prompt_tokens.labels(model=request.model).inc(completion.prompt_tokens)
-            metrics.completion_tokens.labels(model=request.model).inc(completion.completion_tokens)
-            metrics.generation_latency.labels(model=request.model).observe(time.perf_counter() - started)
-            if log_text:
-                text_log.info("completion model=%s text=%s", request.model, json.dumps(completion.text,
-                                                                                    ensure_ascii=False))
-            return {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
-                    "total_tokens": completion.prompt_tokens + completion.completion_tokens}
-
+        finished = partial(_finished, metrics, request.model, time.perf_counter(), log_text)
         if request.stream:
             include_usage = bool(request.stream_options and request.stream_options.include_usage)
             return StreamingResponse(
@@ -312,15 +394,7 @@ def create_app(
     @app.post("/v1/score")
     async def score(request: ScoreRequest) -> dict[str, Any]:
         model = pick(request.model)
-        conversations = [_plain_messages(conv, f"conversations[{i}]") for i, conv in enumerate(request.conversations)]
-        for index, conversation in enumerate(conversations):
-            try:
-                length = model.count_prompt_tokens(conversation)
-            except ChatFormatError as exc:
-                raise APIError(400, f"conversations[{index}]: {exc}", "invalid_messages", "conversations") from None
-            if length > model.context_length:
-                raise APIError(400, f"conversations[{index}] has {length} tokens, more than the context length "
-                               f"{model.context_length}", "context_length_exceeded", "conversations")
+        conversations = await run_in_threadpool(_scoreable, model, request)
         try:
             results = await run_in_threadpool(model.score, conversations)
         except ChatFormatError as exc:
@@ -331,17 +405,33 @@ def create_app(
             "data": [{"index": i, "nll": s.nll, "tokens": s.tokens} for i, s in enumerate(results)],
         }
 
-    def openapi_listing_models() -> dict[str, Any]:
-        """The schema names the served models (validation still takes any name: unknown ones get a 404)."""
-        if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
-            for name in ("ChatCompletionRequest", "ScoreRequest"):
-                schema["components"]["schemas"][name]["properties"]["model"]["enum"] = list(models)
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi_listing_models  # type: ignore[method-assign]
+    app.openapi = partial(_openapi_listing_models, app, list(models))  # type: ignore[method-assign]
     return app
+
+
+def _finished(
+    metrics: ServeMetrics, model: str, started: float, log_text: bool, completion: Completion, streamed: bool
+) -> dict[str, int]:
+    """Counts a finished completion in the metrics (and the text log, when asked) and returns its usage."""
+    metrics.completions.labels(model=model, stream=str(streamed).lower(),
+                               finish_reason=completion.finish_reason).inc()
+    metrics.prompt_tokens.labels(model=model).inc(completion.prompt_tokens)
+    metrics.completion_tokens.labels(model=model).inc(completion.completion_tokens)
+    metrics.generation_latency.labels(model=model).observe(time.perf_counter() - started)
+    if log_text:
+        text_log.info("completion model=%s text=%s", model, json.dumps(completion.text, ensure_ascii=False))
+    return {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
+            "total_tokens": completion.prompt_tokens + completion.completion_tokens}
+
+
+def _openapi_listing_models(app: FastAPI, names: list[str]) -> dict[str, Any]:
+    """The schema names the served models (validation still takes any name: unknown ones get a 404)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        for name in ("ChatCompletionRequest", "ScoreRequest"):
+            schema["components"]["schemas"][name]["properties"]["model"]["enum"] = names
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 async def _stream(
