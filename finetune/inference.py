@@ -4,10 +4,14 @@ The HTTP server and the evaluation both go through `ChatModel`, so what is measu
 Generation is batched: each row of a batch carries its own token limit, stop strings, sampling settings and
 an optional text callback (for streaming). A sampled row draws its tokens from a random generator of its own,
 so a seed reproduces a request's answer whatever shares its batch or runs in other threads.
+
+Loading checks adapter directories first (`check_adapter`), so a broken one fails with a message that names
+the file at fault.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -18,6 +22,7 @@ from typing import Any, Literal
 import torch
 from jinja2 import TemplateError
 from peft import PeftModel
+from safetensors import SafetensorError, safe_open
 from transformers import (
     LogitsProcessor,
     LogitsProcessorList,
@@ -147,6 +152,58 @@ class _TrackRows(StoppingCriteria):
         return torch.tensor([row.finish is not None for row in self.rows], device=input_ids.device)
 
 
+ADAPTER_FIX = ("give the directory `medtune train` wrote, which holds adapter_config.json and "
+               "adapter_model.safetensors (copy it again, or train again, if they are damaged)")
+
+
+class AdapterError(ValueError):
+    """An adapter directory that cannot be loaded; the message names the file at fault and what to do."""
+
+
+def check_adapter(path: str | Path) -> list[Path]:
+    """Refuse a broken adapter directory before any weights load; returns its weights and config files.
+
+    PEFT would otherwise fail deep inside loading, with a `KeyError` or a `SafetensorError` that names no file.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise AdapterError(f"adapter directory {root} does not exist: {ADAPTER_FIX}")
+    config = root / "adapter_config.json"
+    if not config.is_file():
+        raise AdapterError(f"{config} is missing: {ADAPTER_FIX}")
+    try:
+        settings = json.loads(config.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AdapterError(f"{config} is not valid JSON ({exc}): {ADAPTER_FIX}") from None
+    if not isinstance(settings, dict) or "peft_type" not in settings:
+        raise AdapterError(f"{config} names no peft_type, so it is no PEFT adapter config: {ADAPTER_FIX}")
+    weights = root / "adapter_model.safetensors"
+    if not weights.is_file():
+        legacy = root / "adapter_model.bin"
+        if legacy.is_file():
+            return [legacy, config]
+        raise AdapterError(f"{weights} is missing: {ADAPTER_FIX}")
+    try:
+        with safe_open(str(weights), framework="pt") as tensors:
+            tensors.keys()
+    except (SafetensorError, OSError) as exc:
+        raise AdapterError(f"{weights} is unreadable or truncated ({exc}): {ADAPTER_FIX}") from None
+    return [weights, config]
+
+
+def _attach_adapter(model: PreTrainedModel | PeftModel, adapter: str | Path, name: str = "default") -> PeftModel:
+    """`model` with the adapter at `adapter` loaded as `name`; a failure names the adapter directory."""
+    try:
+        if isinstance(model, PeftModel):
+            model.load_adapter(str(adapter), adapter_name=name)
+            return model
+        return PeftModel.from_pretrained(model, str(adapter), adapter_name=name)
+    except (SafetensorError, KeyError, ValueError, RuntimeError, OSError) as exc:
+        which = "the adapter" if name == "default" else f"adapter {name!r}:"
+        raise AdapterError(f"{which} {adapter} does not fit this base model ({type(exc).__name__}: {exc}); was it "
+                           f"trained on this base? Otherwise {ADAPTER_FIX}") from exc
+
+
 def _generator(seed: int | None, device: torch.device) -> torch.Generator:
     generator = torch.Generator(device=device)
     if seed is None:
@@ -220,14 +277,19 @@ class ChatModel:
         dtype: torch.dtype | str = "auto",
         device: str | None = None,
     ) -> ChatModel:
-        """Load full-precision weights from `path`, with a LoRA adapter on top when given (unmerged)."""
+        """Load full-precision weights from `path`, with a LoRA adapter on top when given (unmerged).
+
+        A broken adapter directory raises `AdapterError` (naming the file) before any weights load.
+        """
+        if adapter is not None:
+            check_adapter(adapter)
         device = device or device_type()
         if dtype == "auto" and device == "cpu":
             dtype = torch.float32
         model = load_full_precision(str(path), dtype=dtype, device=device)
         tokenizer = load_tokenizer(str(adapter or path))
         if adapter is not None:
-            model = PeftModel.from_pretrained(model, str(adapter))
+            model = _attach_adapter(model, adapter)
             model.eval()
         return cls(model, tokenizer, name or Path(str(adapter or path)).name)
 
@@ -240,18 +302,22 @@ class ChatModel:
         dtype: torch.dtype | str = "auto",
         device: str | None = None,
     ) -> dict[str, ChatModel]:
-        """One copy of the base weights serving the base (unless `base_name` is None) and every adapter."""
+        """One copy of the base weights serving the base (unless `base_name` is None) and every adapter.
+
+        Every adapter directory is checked before the base loads: a broken one raises `AdapterError`.
+        """
         if not adapters:
             raise ValueError("load_shared needs at least one adapter; use ChatModel.load for a base alone")
+        for adapter in adapters.values():
+            check_adapter(adapter)
         device = device or device_type()
         if dtype == "auto" and device == "cpu":
             dtype = torch.float32
         base = load_full_precision(str(path), dtype=dtype, device=device)
         tokenizer = load_tokenizer(str(path))
-        names = list(adapters)
-        model = PeftModel.from_pretrained(base, str(adapters[names[0]]), adapter_name=names[0])
-        for name in names[1:]:
-            model.load_adapter(str(adapters[name]), adapter_name=name)
+        model: Any = base
+        for name, adapter in adapters.items():
+            model = _attach_adapter(model, adapter, name)
         model.eval()
         lock = threading.Lock()
 
@@ -262,7 +328,7 @@ class ChatModel:
 
             return activate
 
-        views = {name: cls(model, tokenizer, name, activate=use(name), lock=lock) for name in names}
+        views = {name: cls(model, tokenizer, name, activate=use(name), lock=lock) for name in adapters}
         if base_name is not None:
             views = {base_name: cls(model, tokenizer, base_name, activate=model.disable_adapter, lock=lock), **views}
         return views

@@ -42,7 +42,15 @@ from starlette.types import Message as ASGIMessage
 
 from finetune.batching import MicroBatcher
 from finetune.gemma import ChatFormatError
-from finetune.inference import ChatModel, Completion, GenerationRequest, Message, Sampling
+from finetune.inference import (
+    AdapterError,
+    ChatModel,
+    Completion,
+    GenerationRequest,
+    Message,
+    Sampling,
+    check_adapter,
+)
 from finetune.recipe import Recipe
 from finetune.serve_metrics import ServeMetrics
 from finetune.train import StageInputError
@@ -495,8 +503,10 @@ def models_for_recipe(
     if clash:
         raise ValueError(f"model name(s) {', '.join(sorted(clash))} given twice: every served model needs its own")
     for name, path in adapters.items():
-        if not (Path(path) / "adapter_config.json").is_file():
-            raise StageInputError(f"adapter {name!r}: {path} holds no adapter_config.json")
+        try:
+            check_adapter(path)  # before any weights load: a broken adapter fails in a second, naming its file
+        except AdapterError as exc:
+            raise AdapterError(f"adapter {name!r}: {exc}") from None
     for name, path in merged.items():
         if not (Path(path) / "config.json").is_file():
             raise StageInputError(f"merged model {name!r}: {path} holds no config.json")

@@ -1,24 +1,42 @@
-"""The server under misuse: oversized bodies, huge prompts beside health probes, too many messages.
+"""The server and `medtune serve` under misuse: oversized bodies, huge prompts beside health probes, broken adapters.
 
-Everything here runs on the tiny base, so no training run is needed.
+Everything here runs on the tiny base and a random LoRA adapter made on the spot, so no training run is needed.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import torch
 
-from finetune.inference import ChatModel
+from finetune.inference import AdapterError, ChatModel
 from finetune.serve import DEFAULT_MAX_BODY_BYTES, MAX_MESSAGES, BackgroundServer, create_app
 
 SMALL_LIMIT = 128 * 1024
 LONG_TEXT = "Гемоглобин 98 г/л, ферритин снижен, назначено железо. "
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A LoRA adapter with random (non-zero) weights, saved as `medtune train` saves one."""
+    from peft import LoraConfig, get_peft_model
+
+    from finetune.model import load_full_precision, load_tokenizer
+
+    out = tmp_path_factory.mktemp("adapter") / "adapter"
+    torch.manual_seed(0)
+    base = load_full_precision(str(tiny_model_dir), dtype=torch.float32, device="cpu")
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(base, config).save_pretrained(out)
+    load_tokenizer(str(tiny_model_dir)).save_pretrained(out)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +138,96 @@ def test_more_messages_than_the_cap_is_a_400(small_limit_server: BackgroundServe
     assert response.status_code == 400
     assert f"at most {MAX_MESSAGES}" in response.json()["error"]["message"]
 
+
+def _truncate_weights(adapter: Path) -> Path:
+    weights = adapter / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    return weights
+
+
+def _empty_config(adapter: Path) -> Path:
+    (adapter / "adapter_config.json").write_text("{}", encoding="utf-8")
+    return adapter / "adapter_config.json"
+
+
+def _config_not_json(adapter: Path) -> Path:
+    (adapter / "adapter_config.json").write_text("r: 8\nlora_alpha: 16\n", encoding="utf-8")
+    return adapter / "adapter_config.json"
+
+
+def _no_directory(adapter: Path) -> Path:
+    shutil.rmtree(adapter)
+    return adapter
+
+
+def _no_weights(adapter: Path) -> Path:
+    (adapter / "adapter_model.safetensors").unlink()
+    return adapter / "adapter_model.safetensors"
+
+
+def _no_config(adapter: Path) -> Path:
+    (adapter / "adapter_config.json").unlink()
+    return adapter / "adapter_config.json"
+
+
+def _config_for_other_modules(adapter: Path) -> Path:
+    config = json.loads((adapter / "adapter_config.json").read_text(encoding="utf-8"))
+    (adapter / "adapter_config.json").write_text(json.dumps({**config, "target_modules": ["no_such_proj"]}))
+    return adapter
+
+
+BREAKAGES: dict[str, Callable[[Path], Path]] = {
+    "truncated weights": _truncate_weights,
+    "empty config": _empty_config,
+    "config not json": _config_not_json,
+    "missing directory": _no_directory,
+    "missing weights": _no_weights,
+    "missing config": _no_config,
+    "config for other modules": _config_for_other_modules,
+}
+
+
+@pytest.fixture(scope="module")
+def recipe_file(recipe_factory, tiny_model_dir: Path, adapter_dir: Path, tmp_path_factory) -> Path:
+    """A recipe whose own adapter is sound, written out as `medtune serve` reads one."""
+    from finetune.recipe import write_resolved
+
+    root = tmp_path_factory.mktemp("serve-run")
+    recipe = recipe_factory(root / "run", tiny_model_dir, eval={"tuned": "adapter"})
+    shutil.copytree(adapter_dir, recipe.adapter_dir)
+    return write_resolved(recipe, root)
+
+
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+def test_serve_with_a_broken_adapter_names_the_file_and_the_fix(
+    breakage: str, recipe_file: Path, adapter_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import finetune.serve
+    from finetune.cli import main
+
+    monkeypatch.setattr(finetune.serve, "serve", lambda *a, **k: pytest.fail("a broken adapter was served"))
+    broken = tmp_path / "kk"
+    shutil.copytree(adapter_dir, broken)
+    named = BREAKAGES[breakage](broken)
+    assert main(["serve", str(recipe_file), "--adapter", f"kk={broken}"]) == 2
+    err = capsys.readouterr().err  # loading a base for the last case also draws a progress bar here
+    errors = [line for line in err.splitlines() if line.startswith("medtune serve: error: adapter 'kk'")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert str(named) in errors[0] and "medtune train" in errors[0], errors[0]
+
+
+def test_loading_a_broken_adapter_fails_before_the_base_loads(tiny_model_dir: Path, adapter_dir: Path,
+                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import finetune.inference
+
+    broken = tmp_path / "kk"
+    shutil.copytree(adapter_dir, broken)
+    weights = _truncate_weights(broken)
+    monkeypatch.setattr(finetune.inference, "load_full_precision",
+                        lambda *a, **k: pytest.fail("the base was loaded for a broken adapter"))
+    with pytest.raises(AdapterError, match="truncated") as error:
+        ChatModel.load(tiny_model_dir, adapter=broken)
+    assert str(weights) in str(error.value)
+    with pytest.raises(AdapterError, match="truncated"):
+        ChatModel.load_shared(tiny_model_dir, {"kk": broken})
