@@ -5,15 +5,17 @@ Generation is batched: each row of a batch carries its own token limit, stop str
 an optional text callback (for streaming). A sampled row draws its tokens from a random generator of its own,
 so a seed reproduces a request's answer whatever shares its batch or runs in other threads.
 
-Loading checks adapter directories first (`check_adapter`), so a broken one fails with a message that names
-the file at fault.
+Loading checks adapter directories first (`check_adapter`) and fingerprints the weights that answer
+(`weights_fingerprint`), so clients can tell when the model behind a name changed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +193,47 @@ def check_adapter(path: str | Path) -> list[Path]:
     return [weights, config]
 
 
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_fingerprint(paths: Iterable[str | Path]) -> str:
+    """sha256 over the names and contents of weight files: it changes exactly when the weights do.
+
+    Only file names (not directories) enter it, so a copied adapter keeps its fingerprint. Files are hashed
+    in parallel (hashlib releases the GIL): a base model's shards run to many gigabytes.
+    """
+    files = sorted((Path(p) for p in paths), key=lambda f: f.name)
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(files)))) as pool:
+        digests = list(pool.map(_file_sha256, files))
+    total = hashlib.sha256()
+    for file, digest in zip(files, digests, strict=True):
+        total.update(f"{file.name}\0{digest}\n".encode())
+    return total.hexdigest()
+
+
+def combined_fingerprint(*fingerprints: str) -> str:
+    """The fingerprint of a base with an adapter on top: it changes when either does."""
+    return hashlib.sha256("+".join(fingerprints).encode()).hexdigest()
+
+
+def model_weight_files(path: str | Path) -> list[Path]:
+    """The weight files of a full model: a local directory's, or the hub cache's copy of a hub id."""
+    root = Path(path)
+    if not root.is_dir():
+        from huggingface_hub import snapshot_download
+
+        root = Path(snapshot_download(str(path), local_files_only=True))
+    files = sorted(root.glob("*.safetensors")) or sorted(root.glob("*.bin"))
+    if not files:
+        raise ValueError(f"{root} holds no weight files (*.safetensors or *.bin)")
+    return files
+
+
 def _attach_adapter(model: PreTrainedModel | PeftModel, adapter: str | Path, name: str = "default") -> PeftModel:
     """`model` with the adapter at `adapter` loaded as `name`; a failure names the adapter directory."""
     try:
@@ -246,7 +289,8 @@ class ChatModel:
     """A Gemma 3 chat model (base, base+adapter or merged) with batched generation and scoring.
 
     Several `ChatModel`s may share one set of weights (a base with several LoRA adapters): `activate` then
-    switches the shared model to this one's adapter, under a lock they share.
+    switches the shared model to this one's adapter, under a lock they share. `fingerprint` identifies the
+    weights that answer (see `weights_fingerprint`); `load` and `load_shared` compute it, others may pass None.
     """
 
     def __init__(
@@ -256,10 +300,12 @@ class ChatModel:
         name: str,
         activate: Callable[[], AbstractContextManager[Any]] | None = None,
         lock: threading.Lock | None = None,
+        fingerprint: str | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
+        self.fingerprint = fingerprint
         self._activate = activate or nullcontext
         self._lock = lock or threading.Lock()
         self.stop_token_ids = [
@@ -281,17 +327,18 @@ class ChatModel:
 
         A broken adapter directory raises `AdapterError` (naming the file) before any weights load.
         """
-        if adapter is not None:
-            check_adapter(adapter)
+        adapter_files = check_adapter(adapter) if adapter is not None else []
         device = device or device_type()
         if dtype == "auto" and device == "cpu":
             dtype = torch.float32
         model = load_full_precision(str(path), dtype=dtype, device=device)
+        fingerprint = weights_fingerprint(model_weight_files(path))
         tokenizer = load_tokenizer(str(adapter or path))
         if adapter is not None:
             model = _attach_adapter(model, adapter)
             model.eval()
-        return cls(model, tokenizer, name or Path(str(adapter or path)).name)
+            fingerprint = combined_fingerprint(fingerprint, weights_fingerprint(adapter_files))
+        return cls(model, tokenizer, name or Path(str(adapter or path)).name, fingerprint=fingerprint)
 
     @classmethod
     def load_shared(
@@ -308,12 +355,12 @@ class ChatModel:
         """
         if not adapters:
             raise ValueError("load_shared needs at least one adapter; use ChatModel.load for a base alone")
-        for adapter in adapters.values():
-            check_adapter(adapter)
+        adapter_files = {name: check_adapter(adapter) for name, adapter in adapters.items()}
         device = device or device_type()
         if dtype == "auto" and device == "cpu":
             dtype = torch.float32
         base = load_full_precision(str(path), dtype=dtype, device=device)
+        base_fingerprint = weights_fingerprint(model_weight_files(path))
         tokenizer = load_tokenizer(str(path))
         model: Any = base
         for name, adapter in adapters.items():
@@ -328,9 +375,15 @@ class ChatModel:
 
             return activate
 
-        views = {name: cls(model, tokenizer, name, activate=use(name), lock=lock) for name in adapters}
+        views = {
+            name: cls(model, tokenizer, name, activate=use(name), lock=lock,
+                      fingerprint=combined_fingerprint(base_fingerprint, weights_fingerprint(files)))
+            for name, files in adapter_files.items()
+        }
         if base_name is not None:
-            views = {base_name: cls(model, tokenizer, base_name, activate=model.disable_adapter, lock=lock), **views}
+            base_view = cls(model, tokenizer, base_name, activate=model.disable_adapter, lock=lock,
+                            fingerprint=base_fingerprint)
+            views = {base_name: base_view, **views}
         return views
 
     @property

@@ -8,7 +8,7 @@ counts and timings only).
 
 Bad requests get OpenAI-style JSON errors with a 4xx status; a body over `max_body_bytes` gets a 413 before
 it is read whole. Prompts are rendered and tokenized in worker threads, never on the event loop, so /health
-answers at once while a long prompt is being counted.
+answers at once while a long prompt is being counted. /v1/models gives each model's weights `fingerprint`.
 Prompts and completions never reach the logs unless `log_text` is set: the access log holds the route, status
 and timing, never bodies or query strings.
 """
@@ -304,6 +304,12 @@ def _scoreable(model: ChatModel, request: ScoreRequest) -> list[list[Message]]:
     return conversations
 
 
+def _model_entry(name: str, model: ChatModel, created: int) -> dict[str, Any]:
+    """A /v1/models entry; `fingerprint` changes whenever the weights answering as `name` change."""
+    return {"id": name, "object": "model", "created": created, "owned_by": "medtune",
+            "fingerprint": model.fingerprint}
+
+
 def create_app(
     models: Mapping[str, ChatModel],
     api_key: str | None = None,
@@ -360,8 +366,7 @@ def create_app(
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
-        data = [{"id": name, "object": "model", "created": created, "owned_by": "medtune"} for name in models]
-        return {"object": "list", "data": data}
+        return {"object": "list", "data": [_model_entry(name, model, created) for name, model in models.items()]}
 
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(request: ChatCompletionRequest) -> dict[str, Any] | StreamingResponse:

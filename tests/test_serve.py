@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -10,8 +11,9 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from safetensors.torch import load_file, save_file
 
-from finetune.inference import ChatModel
+from finetune.inference import ChatModel, combined_fingerprint, weights_fingerprint
 from finetune.serve import BackgroundServer, create_app
 
 CONVERSATIONS = [
@@ -180,3 +182,40 @@ def _sample(exposition: str, series: str) -> float:
     match = re.search(rf"^{re.escape(series)} (\S+)$", exposition, flags=re.MULTILINE)
     return float(match.group(1)) if match else 0.0
 
+
+def _perturbed_copy(adapter: Path, target: Path, delta: float) -> Path:
+    """A copy of the adapter with every LoRA B matrix shifted by `delta` (the same config, other weights)."""
+    shutil.copytree(adapter, target, ignore=shutil.ignore_patterns("checkpoints"))
+    tensors = load_file(target / "adapter_model.safetensors")
+    save_file({k: v + delta if "lora_B" in k else v for k, v in tensors.items()},
+              target / "adapter_model.safetensors", metadata={"format": "pt"})
+    return target
+
+
+def test_models_list_a_fingerprint_of_the_weights_that_answer(server: BackgroundServer, trained_recipe) -> None:
+    entries = {m["id"]: m for m in httpx.get(f"{server.base_url}/v1/models").json()["data"]}
+    base = weights_fingerprint(Path(trained_recipe.model.base).glob("*.safetensors"))
+    adapter_dir = Path(trained_recipe.adapter_dir)
+    adapter = weights_fingerprint([adapter_dir / "adapter_model.safetensors", adapter_dir / "adapter_config.json"])
+    assert entries["base"]["fingerprint"] == base
+    assert entries["tuned"]["fingerprint"] == combined_fingerprint(base, adapter)
+    assert all(re.fullmatch(r"[0-9a-f]{64}", e["fingerprint"]) for e in entries.values())
+
+
+def test_fingerprint_changes_exactly_when_the_weights_do(trained_recipe, tmp_path: Path) -> None:
+    base, adapter = trained_recipe.model.base, Path(trained_recipe.adapter_dir)
+    same = tmp_path / "same"
+    shutil.copytree(adapter, same, ignore=shutil.ignore_patterns("checkpoints"))
+    other = _perturbed_copy(adapter, tmp_path / "other", 0.05)
+    served = ChatModel.load_shared(base, {"tuned": adapter, "same": same, "other": other})
+    prints = {name: model.fingerprint for name, model in served.items()}
+    assert prints["same"] == prints["tuned"], "the same weights in another directory"
+    assert len({prints["base"], prints["tuned"], prints["other"]}) == 3
+    conversation = [*CONVERSATIONS[0], {"role": "assistant", "content": "Это ниже нормы."}]
+    assert served["other"].score([conversation])[0].nll != pytest.approx(served["tuned"].score([conversation])[0].nll)
+
+    before = ChatModel.load(base, adapter=same).fingerprint
+    shutil.rmtree(same)
+    _perturbed_copy(adapter, same, 0.05)  # the directory re-written with other weights, then reloaded
+    after = ChatModel.load(base, adapter=same).fingerprint
+    assert before == prints["tuned"] and after != before and after == prints["other"]
