@@ -320,5 +320,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"serving {', '.join(models)} on http://{host}:{port}/v1", file=sys.stderr)
         serve(models, host=host, port=port, api_key=_api_key(args.api_key_env),
               max_batch_size=recipe.serve.max_batch_size, batch_wait_ms=recipe.serve.batch_wait_ms,
-              max_tokens_limit=recipe.serve.max_tokens_limit, log_text=args.log_text or recipe.serve.log_text)
+              max_tokens_limit=recipe.serve.max_tokens_limit, max_body_bytes=recipe.serve.max_body_bytes,
+              log_text=args.log_text or recipe.serve.log_text)
     return 0

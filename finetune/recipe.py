@@ -198,6 +198,10 @@ class ServeConfig(_Section):
         None, ge=1, le=MAX_TOKENS, description="Refuse requests asking for more new tokens than this (400); None: "
         "the context."
     )
+    max_body_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=1024**3,
+        description="Largest request body accepted; larger ones get HTTP 413 before anything is read into memory.",
+    )
     log_text: bool = Field(
         False, description="Log prompts and completions (they hold patient text): only for debugging on test data."
     )

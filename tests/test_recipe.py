@@ -151,6 +151,7 @@ OUT_OF_RANGE = [
     ("train.per_device_train_batch_size=1.0e+20", "train.per_device_train_batch_size: Unable to parse"),
     ("train.gradient_accumulation_steps=0", "train.gradient_accumulation_steps: Input should be greater than"),
     ("train.max_length=10000000", "train.max_length: Input should be less than or equal to 131072"),
+    ("serve.max_body_bytes=100", "serve.max_body_bytes: Input should be greater than or equal to 1024"),
     ("train.max_steps=-5", "train.max_steps: Input should be greater than or equal to -1"),
     ("train.warmup_ratio=-.inf", "train.warmup_ratio: Input should be a finite number"),
     ("train.max_grad_norm=.inf", "train.max_grad_norm: Input should be a finite number"),
