@@ -1,0 +1,133 @@
+"""Record, or compare against, the outputs that must not change when code moves without changing behaviour.
+
+    python scripts/golden_outputs.py record golden.json     # on the code before the change
+    python scripts/golden_outputs.py compare golden.json    # on the code after it; exits 1 on any difference
+
+What it records, each with fixed seeds, through the `medtune` command line (whose verbs and flags are public):
+- `prepare --source` on each bundled sample file and each PII test-set file: the sha256 of every output file,
+  with the run's own folder written as `<out>` first;
+- the de-identification scores of `scripts/bench_deid.py` (its recall/precision lines; timings left out);
+- `medtune run recipes/tiny-demo.yaml` in a fresh folder: the numbers of `eval/report.json`, `data/data_card.json`,
+  and the sha256 of each exported file in `merged/manifest.json`.
+A run takes several minutes on 2 cores (the demo trains a model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+SOURCES = sorted((REPO / "data_prep" / "samples").glob("*.jsonl")) + sorted(
+    (REPO / "data_prep" / "pii_testset").glob("*.jsonl"))
+TIMING = re.compile(r"\d+(\.\d+)?\s*ms")
+VOLATILE_KEYS = {"seconds", "wall_seconds", "elapsed", "created", "generated_at", "duration_s", "endpoint"}
+
+
+def _env() -> dict[str, str]:
+    """This checkout's code first, whatever is installed, so a second worktree records its own outputs."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONHASHSEED": "0", "PYTHONPATH": str(REPO)}
+
+
+def _medtune(args: list[str], cwd: Path) -> str:
+    result = subprocess.run([sys.executable, "-m", "finetune", *args], cwd=cwd, env=_env(), capture_output=True,
+                            text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"medtune {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _normalised(value: Any, root: str) -> Any:
+    """The value with the run's folder and the checkout written as placeholders and volatile keys dropped."""
+    if isinstance(value, dict):
+        return {k: _normalised(v, root) for k, v in value.items() if k not in VOLATILE_KEYS}
+    if isinstance(value, list):
+        return [_normalised(v, root) for v in value]
+    if isinstance(value, str):
+        return value.replace(root, "<out>").replace(str(REPO), "<repo>")
+    return value
+
+
+def _text_hash(path: Path, root: str) -> str:
+    return hashlib.sha256(path.read_text(encoding="utf-8").replace(root, "<out>").encode()).hexdigest()
+
+
+def prepared_outputs(work: Path) -> dict[str, dict[str, str]]:
+    hashes: dict[str, dict[str, str]] = {}
+    for source in SOURCES:
+        name = f"{source.parent.name}/{source.name}"
+        out = work / "prepared" / name.replace("/", "-")
+        _medtune(["prepare", "--source", str(source), "--out", str(out), "--workers", "1"], cwd=work)
+        hashes[name] = {p.name: _text_hash(p, str(out)) for p in sorted(out.iterdir())
+                        if p.is_file() and not p.name.startswith(".")}
+    return hashes
+
+
+def deid_scores() -> list[str]:
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_deid.py")], cwd=REPO, env=_env(),
+                            capture_output=True, text=True, check=True)
+    return [TIMING.sub("<ms>", line.rstrip()) for line in result.stdout.splitlines() if line.strip()]
+
+
+def demo_outputs(work: Path) -> dict[str, Any]:
+    _medtune(["run", str(REPO / "recipes" / "tiny-demo.yaml")], cwd=work)
+    run = work / "runs" / "tiny-demo"
+    root = str(work)
+    report = json.loads((run / "eval" / "report.json").read_text(encoding="utf-8"))
+    card = json.loads((run / "data" / "data_card.json").read_text(encoding="utf-8"))
+    manifest = json.loads((run / "merged" / "manifest.json").read_text(encoding="utf-8"))
+    files = manifest["files"]
+    entries = files.items() if isinstance(files, dict) else ((f["path"], f) for f in files)
+    exported = {path: (entry["sha256"] if isinstance(entry, dict) else entry) for path, entry in entries}
+    return {"report": _normalised(report, root), "data_card": _normalised(card, root), "manifest_sha256": exported}
+
+
+def record() -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        return {"prepare": prepared_outputs(work), "bench_deid": deid_scores(), "demo": demo_outputs(work)}
+
+
+def differences(old: Any, new: Any, where: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = [f"{where}.{k}: only before" for k in old.keys() - new.keys()]
+        found += [f"{where}.{k}: only after" for k in new.keys() - old.keys()]
+        for key in old.keys() & new.keys():
+            found += differences(old[key], new[key], f"{where}.{key}")
+        return found
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [d for i, (a, b) in enumerate(zip(old, new, strict=True)) for d in differences(a, b, f"{where}[{i}]")]
+    return [] if old == new else [f"{where}: {json.dumps(old, ensure_ascii=False)[:200]} → "
+                                  f"{json.dumps(new, ensure_ascii=False)[:200]}"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("mode", choices=("record", "compare"))
+    parser.add_argument("path", type=Path)
+    args = parser.parse_args()
+    outputs = record()
+    if args.mode == "record":
+        args.path.write_text(json.dumps(outputs, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
+        print(f"recorded {args.path}")
+        return 0
+    found = differences(json.loads(args.path.read_text(encoding="utf-8")), outputs)
+    print("\n".join(found) if found else "identical: prepare hashes, de-identification scores, demo report, data "
+          "card and export manifest")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
