@@ -4,8 +4,8 @@
     python scripts/golden_outputs.py compare golden.json    # on the code after it; exits 1 on any difference
 
 What it records, each with fixed seeds, through the `medtune` command line (whose verbs and flags are public):
-- `prepare --source` on each bundled sample file and each PII test-set file: the sha256 of every output file,
-  with the run's own folder written as `<out>` first;
+- `prepare --source` on each bundled sample file and on each PII test-set file (its notes as clinic records): the
+  sha256 of every output file, with the run's own folder written as `<out>` first;
 - the de-identification scores of `scripts/bench_deid.py` (its recall/precision lines; timings left out);
 - `medtune run recipes/tiny-demo.yaml` in a fresh folder: the numbers of `eval/report.json`, `data/data_card.json`,
   and the sha256 of each exported file in `merged/manifest.json`.
@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = sorted((REPO / "data_prep" / "samples").glob("*.jsonl")) + sorted(
-    (REPO / "data_prep" / "pii_testset").glob("*.jsonl"))
+SAMPLES = sorted((REPO / "data_prep" / "samples").glob("*.jsonl"))
+PII_TESTSET = sorted((REPO / "data_prep" / "pii_testset").glob("*.jsonl"))
+PII_DIAGNOSIS = {"ru": "Артериальная гипертензия", "kk": "Артериялық гипертензия", "zh": "高血压"}
 TIMING = re.compile(r"\d+(\.\d+)?\s*ms")
 VOLATILE_KEYS = {"seconds", "wall_seconds", "elapsed", "created", "generated_at", "duration_s", "endpoint"}
 
@@ -64,12 +65,28 @@ def _text_hash(path: Path, root: str) -> str:
     return hashlib.sha256(path.read_text(encoding="utf-8").replace(root, "<out>").encode()).hexdigest()
 
 
+def _pii_as_clinic_records(source: Path, work: Path) -> Path:
+    """The PII test set's notes as clinic records (note → history, one patient each), so `prepare` takes them."""
+    target = work / "pii-records" / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with source.open(encoding="utf-8") as rows, target.open("w", encoding="utf-8") as out:
+        for line in rows:
+            row = json.loads(line)
+            record = {"record_id": row["id"], "patient_id": row["id"], "history": row["text"],
+                      "diagnosis": PII_DIAGNOSIS[source.stem]}
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return target
+
+
 def prepared_outputs(work: Path) -> dict[str, dict[str, str]]:
     hashes: dict[str, dict[str, str]] = {}
-    for source in SOURCES:
+    sources = [(s, "auto") for s in SAMPLES]
+    sources += [(_pii_as_clinic_records(s, work), "clinic_records") for s in PII_TESTSET]
+    for source, format_name in sources:
         name = f"{source.parent.name}/{source.name}"
         out = work / "prepared" / name.replace("/", "-")
-        _medtune(["prepare", "--source", str(source), "--out", str(out), "--workers", "1"], cwd=work)
+        _medtune(["prepare", "--source", str(source), "--format", format_name, "--out", str(out), "--workers", "1"],
+                 cwd=work)
         hashes[name] = {p.name: _text_hash(p, str(out)) for p in sorted(out.iterdir())
                         if p.is_file() and not p.name.startswith(".")}
     return hashes
