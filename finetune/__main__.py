@@ -2,6 +2,6 @@
 
 import sys
 
-from finetune.cli import main
+from finetune.cli._commands import main
 
 sys.exit(main())

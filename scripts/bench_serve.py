@@ -26,8 +26,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout, not an installed copy
 
 from data_prep.samples import bundled_texts
-from finetune.inference import ChatModel
-from finetune.serve import BackgroundServer, create_app
+from finetune.serve._app import BackgroundServer, create_app
+from finetune.serve._engine import ChatModel
 
 
 @dataclass
@@ -121,8 +121,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.model
         if path is None:
-            from finetune.recipe import TinyModelConfig
-            from finetune.tiny_model import build_tiny_model
+            from finetune.models._tiny import build_tiny_model
+            from finetune.recipe._schema import TinyModelConfig
 
             path = build_tiny_model(Path(tmp) / "tiny", TinyModelConfig(seed=0))
         model = ChatModel.load(path, name="bench")

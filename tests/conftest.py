@@ -18,23 +18,23 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from finetune.recipe import TinyModelConfig
-    from finetune.tiny_model import build_tiny_model
+    from finetune.models._tiny import build_tiny_model
+    from finetune.recipe._schema import TinyModelConfig
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", TinyModelConfig(seed=0))
 
 
 @pytest.fixture(scope="session")
 def tiny_image_text_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from finetune.recipe import TinyModelConfig
-    from finetune.tiny_model import build_tiny_model
+    from finetune.models._tiny import build_tiny_model
+    from finetune.recipe._schema import TinyModelConfig
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-mm") / "model", TinyModelConfig(variant="image_text"))
 
 
 def make_recipe(output_dir: Path, base: Path, **sections: dict) -> "Recipe":  # noqa: F821, UP037
     """A short CPU recipe around the tiny model; `sections` override recipe sections."""
-    from finetune.recipe import validate_recipe
+    from finetune.recipe._schema import validate_recipe
 
     raw: dict = {
         "name": "test",
@@ -62,8 +62,8 @@ def recipe_factory():
 @pytest.fixture(scope="session")
 def trained_recipe(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
     """Prepared bundled data + a 12-step QLoRA adapter on the tiny model."""
-    from finetune.pipeline import prepare_stage
-    from finetune.train import train
+    from finetune.stages import prepare_stage
+    from finetune.train._sft import train
 
     recipe = make_recipe(tmp_path_factory.mktemp("run"), tiny_model_dir)
     prepare_stage(recipe)

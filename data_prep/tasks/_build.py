@@ -1,0 +1,329 @@
+"""Tasks: turn one (de-identified) record into chat examples.
+
+A task sees a Record and nothing else: no files, no config. The answers are deterministic templates
+over the record's structured content, so every fact in an answer is in the prompt and the model
+learns to organise and explain, not to invent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from data_prep.dates import length_of_stay
+from data_prep.records import ChatExample, Record
+from data_prep.tasks._examples import make_example
+from data_prep.tasks._phrases import NOTE_LABELS, SUMMARY_HEADINGS, WORDS, days, lab_meaning
+from data_prep.tasks._prompts import BUILT_IN, Prompts
+
+# --- lab values -----------------------------------------------------------------------------------
+
+
+def format_number(value: Any) -> str:
+    """A lab number written as the source had it (98, 5.6, 0.04), never reformatted into a date."""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value).strip()
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip().replace(",", "."))
+        except ValueError:
+            return None
+    return None
+
+
+def lab_status(lab: dict[str, Any]) -> str:
+    """``below``, ``within`` or ``above`` the reference range, or ``unknown`` when it cannot be told."""
+    value = _as_float(lab.get("value"))
+    low, high = _as_float(lab.get("ref_low")), _as_float(lab.get("ref_high"))
+    if value is None or (low is None and high is None):
+        return "unknown"
+    if low is not None and value < low:
+        return "below"
+    if high is not None and value > high:
+        return "above"
+    return "within"
+
+
+def _with_unit(text: str, lab: dict[str, Any]) -> str:
+    unit = (lab.get("unit") or "").strip()
+    return f"{text} {unit}" if unit else text
+
+
+def reference_range(lab: dict[str, Any], lang: str, unit: bool = True) -> str:
+    """The reference range in words of ``lang`` ("норма: 120–160 г/л", "参考范围：≤5 mg/L")."""
+    words = WORDS[lang]
+    low, high = lab.get("ref_low"), lab.get("ref_high")
+    if low is not None and high is not None:
+        text = words["range"].format(low=format_number(low), high=format_number(high))
+    elif high is not None:
+        text = words["range_max"].format(high=format_number(high))
+    elif low is not None:
+        text = words["range_min"].format(low=format_number(low))
+    else:
+        return words["no_range"]
+    if not unit:
+        return text
+    # Kazakh "дейін" follows the unit: "5 мг/л дейін".
+    if lang == "kk" and low is None:
+        return words["range_max"].format(high=_with_unit(format_number(high), lab))
+    return _with_unit(text, lab)
+
+
+def _lab_value(lab: dict[str, Any]) -> str:
+    return _with_unit(format_number(lab["value"]), lab)
+
+
+def _with_note(text: str, note: str, lang: str) -> str:
+    """``text (note)``, with full-width brackets and no space in Chinese."""
+    return f"{text}（{note}）" if lang == "zh" else f"{text} ({note})"
+
+
+def _lab_assessment(lab: dict[str, Any], lang: str) -> str:
+    """ "Гемоглобин: 98 г/л — ниже нормы (норма: 120–160 г/л)" in the record's language."""
+    words = WORDS[lang]
+    status = lab_status(lab)
+    head = f"{lab['name'].strip()}{words['colon']}{_lab_value(lab)}"
+    if status == "unknown":
+        return f"{head}{'，' if lang == 'zh' else ' — '}{words['no_range']}"
+    dash = "，" if lang == "zh" else " — "
+    return _with_note(f"{head}{dash}{words[status]}", reference_range(lab, lang), lang)
+
+
+# --- note rendering -------------------------------------------------------------------------------
+
+
+def _text(fields: dict[str, Any], name: str) -> str:
+    value = fields.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _prescriptions(fields: dict[str, Any]) -> list[str]:
+    value = fields.get("prescriptions") or []
+    items = [value] if isinstance(value, str) else value
+    return [item.strip() for item in items if isinstance(item, str) and item.strip()]
+
+
+def _labs(fields: dict[str, Any]) -> list[dict[str, Any]]:
+    return [lab for lab in fields.get("labs") or [] if isinstance(lab, dict) and lab.get("name")]
+
+
+def _period(fields: dict[str, Any], lang: str) -> str:
+    start, end = _text(fields, "admission_date"), _text(fields, "discharge_date")
+    stay = fields.get("stay_days")
+    if stay is None:
+        stay = length_of_stay(start, end)
+    joiner = " 至 " if lang == "zh" else " — "
+    text = joiner.join(part for part in (start, end) if part)
+    if text and isinstance(stay, int) and stay > 0:
+        text = _with_note(text, days(stay, lang), lang)
+    return text
+
+
+class _LabLines(NamedTuple):
+    """What the tasks write of one lab in one language."""
+
+    status: str
+    row: str
+    """Its line in a lab table: "- Гемоглобин: 98 г/л (120–160)"."""
+    assessment: str
+    """`_lab_assessment`."""
+
+
+LAB_FIELDS = ("name", "value", "unit", "ref_low", "ref_high")
+"""All that the tasks read of a lab entry."""
+_ABSENT = object()
+
+
+def _lab_lines(lab: dict[str, Any], lang: str) -> _LabLines:
+    """`_LabLines` of a lab, remembered by its fields: lab names, values and ranges repeat across records."""
+    fields = [lab.get(name, _ABSENT) for name in LAB_FIELDS]
+    try:
+        return _remembered_lab_lines(lang, *fields)
+    except TypeError:  # a field that cannot be remembered (unhashable): worked out each time
+        return _remembered_lab_lines.__wrapped__(lang, *fields)
+
+
+@lru_cache(maxsize=8192, typed=True)  # typed: 5 and 5.0 are written differently
+def _remembered_lab_lines(lang: str, name: Any, value: Any, unit: Any, ref_low: Any, ref_high: Any) -> _LabLines:
+    values = (name, value, unit, ref_low, ref_high)
+    lab = {key: item for key, item in zip(LAB_FIELDS, values, strict=True) if item is not _ABSENT}
+    row = f"{lab['name'].strip()}{WORDS[lang]['colon']}{_lab_value(lab)}"
+    row = "- " + _with_note(row, reference_range(lab, lang, unit=False), lang)
+    return _LabLines(lab_status(lab), row, _lab_assessment(lab, lang))
+
+
+def _lab_table(labs: list[dict[str, Any]], lang: str) -> list[str]:
+    return [_lab_lines(lab, lang).row for lab in labs]
+
+
+def render_note(record: Record) -> str:
+    """The record as a clinician would read it: labelled sections, empty ones left out."""
+    fields, lang = record.fields, record.lang
+    labels, colon = NOTE_LABELS[lang], WORDS[lang]["colon"]
+    lines: list[str] = []
+
+    def line(label: str, text: str) -> None:
+        if text:
+            lines.append(f"{labels[label]}{colon}{text}")
+
+    line("department", _text(fields, "department"))
+    line("period", _period(fields, lang))
+    line("complaints", _text(fields, "complaints"))
+    line("history", _text(fields, "history"))
+    if labs := _labs(fields):
+        lines.append(f"{labels['labs']}{colon.rstrip()}")
+        lines.extend(_lab_table(labs, lang))
+    diagnosis, icd10 = _text(fields, "diagnosis"), _text(fields, "icd10")
+    if icd10:
+        diagnosis = _with_note(diagnosis.rstrip(".。"), labels["icd10"] + colon + icd10, lang)
+    line("diagnosis", diagnosis)
+    if prescriptions := _prescriptions(fields):
+        lines.append(f"{labels['prescriptions']}{colon.rstrip()}")
+        lines.extend(f"- {item}" for item in prescriptions)
+    line("recommendations", _text(fields, "recommendations"))
+    return "\n".join(lines)
+
+
+# --- examples -------------------------------------------------------------------------------------
+
+
+def _example(
+    record: Record, task: str, user: str, assistant: str, index: int = 0, prompts: Prompts | None = None
+) -> ChatExample:
+    return make_example(record, task, user, assistant, index, prompts)
+
+
+def structured_summary(record: Record, prompts: Prompts | None = None) -> list[ChatExample]:
+    """Note in, summary under fixed headings out; abnormal labs listed with value, unit and range."""
+    fields, lang = record.fields, record.lang
+    headings, words = SUMMARY_HEADINGS[lang], WORDS[lang]
+    colon = words["colon"]
+    diagnosis = _text(fields, "diagnosis") or words["no_data"]
+    if icd10 := _text(fields, "icd10"):
+        diagnosis = _with_note(diagnosis.rstrip(".。"), icd10, lang)
+    lines = [
+        f"{headings['complaints']}{colon}{_text(fields, 'complaints') or words['no_data']}",
+        f"{headings['diagnosis']}{colon}{diagnosis}",
+    ]
+    abnormal = [lab for lab in (_lab_lines(entry, lang) for entry in _labs(fields)) if lab.status in ("below", "above")]
+    if abnormal:
+        lines.append(f"{headings['abnormal_labs']}{colon.rstrip()}")
+        lines.extend(f"- {lab.assessment}" for lab in abnormal)
+    else:
+        lines.append(f"{headings['abnormal_labs']}{colon}{words['no_abnormal']}")
+    if prescriptions := _prescriptions(fields):
+        lines.append(f"{headings['prescriptions']}{colon.rstrip()}")
+        lines.extend(f"- {item}" for item in prescriptions)
+    else:
+        lines.append(f"{headings['prescriptions']}{colon}{words['no_data']}")
+    recommendations = _text(fields, "recommendations") or words["no_data"]
+    lines.append(f"{headings['recommendations']}{colon}{recommendations}")
+    user = f"{(prompts or BUILT_IN).instruction('structured_summary', lang)}\n\n{render_note(record)}"
+    return [_example(record, "structured_summary", user, "\n".join(lines), prompts=prompts)]
+
+
+def lab_explanation(record: Record, prompts: Prompts | None = None) -> list[ChatExample]:
+    """Lab table in, one plain-language line per lab out, ending with advice to see the doctor."""
+    lang = record.lang
+    labs = _labs(record.fields)
+    if not labs:
+        return []
+    words = WORDS[lang]
+    stop = "。" if lang == "zh" else "."
+    lines = [words["intro"]]
+    for lab in labs:
+        status, _, assessment = _lab_lines(lab, lang)
+        line = f"- {assessment}{stop}"
+        if status in ("below", "above"):
+            line += ("" if lang == "zh" else " ") + lab_meaning(lab["name"], lang, status)
+        elif status == "unknown":
+            line += ("" if lang == "zh" else " ") + words["unknown_status"]
+        lines.append(line)
+    lines.append(words["closing"])
+    table = "\n".join(_lab_table(labs, lang))
+    heading = NOTE_LABELS[lang]["labs"] + words["colon"].rstrip()
+    user = f"{(prompts or BUILT_IN).instruction('lab_explanation', lang)}\n\n{heading}\n{table}"
+    return [_example(record, "lab_explanation", user, "\n".join(lines), prompts=prompts)]
+
+
+ICD10_DIAGNOSIS = {"ru": "Диагноз", "kk": "Диагноз", "zh": "诊断", "en": "Diagnosis"}
+
+
+def icd10_coding(record: Record, prompts: Prompts | None = None) -> list[ChatExample]:
+    """Complaints (and history) in, ``code — diagnosis`` out; only records with both a code and complaints."""
+    fields, lang = record.fields, record.lang
+    code, complaints = _text(fields, "icd10"), _text(fields, "complaints")
+    if not code or not complaints:
+        return []
+    labels, colon = NOTE_LABELS[lang], WORDS[lang]["colon"]
+    lines = [f"{labels['complaints']}{colon}{complaints}"]
+    if history := _text(fields, "history"):
+        lines.append(f"{labels['history']}{colon}{history}")
+    diagnosis = _text(fields, "diagnosis").rstrip(".。") or WORDS[lang]["no_data"]
+    user = f"{(prompts or BUILT_IN).instruction('icd10_coding', lang)}\n\n" + "\n".join(lines)
+    return [_example(record, "icd10_coding", user, f"{code} — {diagnosis}", prompts=prompts)]
+
+
+PLAIN: dict[str, dict[str, str]] = {
+    "ru": {"diagnosis": "Что с вами: {0}.", "treatment": "Что вам назначено:", "next": "Что делать дальше: {0}",
+           "closing": "Если что-то непонятно, спросите своего лечащего врача."},
+    "kk": {"diagnosis": "Сіздің диагнозыңыз: {0}.", "treatment": "Сізге тағайындалғаны:",
+           "next": "Әрі қарай не істеу керек: {0}", "closing": "Түсініксіз нәрсе болса, емдеуші дәрігеріңізден сұраңыз."},  # noqa: E501
+    "zh": {"diagnosis": "您的诊断是：{0}。", "treatment": "为您安排的治疗：", "next": "接下来请您：{0}",
+           "closing": "如有不明白的地方，请咨询您的主治医生。"},
+    "en": {"diagnosis": "What you have: {0}.", "treatment": "What you were prescribed:", "next": "What to do next: {0}",
+           "closing": "If anything is unclear, ask your doctor."},
+}  # fmt: skip
+
+
+def plain_language(record: Record, prompts: Prompts | None = None) -> list[ChatExample]:
+    """The note's diagnosis, treatment and advice retold for the patient in the same fixed order."""
+    fields, lang = record.fields, record.lang
+    diagnosis = _text(fields, "diagnosis").rstrip(".。")
+    prescriptions, advice = _prescriptions(fields), _text(fields, "recommendations")
+    if not diagnosis or not (prescriptions or advice):
+        return []
+    words = PLAIN[lang]
+    lines = [words["diagnosis"].format(diagnosis)]
+    if prescriptions:
+        lines.append(words["treatment"])
+        lines.extend(f"- {item}" for item in prescriptions)
+    if advice:
+        lines.append(words["next"].format(advice))
+    lines.append(words["closing"])
+    user = f"{(prompts or BUILT_IN).instruction('plain_language', lang)}\n\n{render_note(record)}"
+    return [_example(record, "plain_language", user, "\n".join(lines), prompts=prompts)]
+
+
+from data_prep.tasks._qa import multiple_choice, qa  # noqa: E402
+from data_prep.tasks._text import (  # noqa: E402
+    chat,
+    dialogue_continuation,
+    extraction,
+    term_definition,
+    term_translation,
+)
+
+Task = Callable[..., list[ChatExample]]
+
+TASKS: dict[str, Task] = {
+    "structured_summary": structured_summary,
+    "lab_explanation": lab_explanation,
+    "icd10_coding": icd10_coding,
+    "plain_language": plain_language,
+    "extraction": extraction,
+    "qa": qa,
+    "multiple_choice": multiple_choice,
+    "dialogue_continuation": dialogue_continuation,
+    "chat": chat,
+    "term_translation": term_translation,
+    "term_definition": term_definition,
+}
+"""Task name (``SourceConfig.tasks``) → builder ``(record, prompts=None)``; it may return no example."""

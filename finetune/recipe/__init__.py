@@ -1,0 +1,1 @@
+"""finetune.recipe._schema."""

@@ -1,0 +1,1 @@
+"""finetune.train._sft."""

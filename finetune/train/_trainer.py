@@ -1,0 +1,155 @@
+"""TRL's SFTTrainer with the guards a long run needs: a non-finite loss stops it at once with its step and likely
+cause, every training log carries tokens/s and peak memory, and the progress bar prints one short line per log.
+
+Only numbers are logged: no example text reaches the console, wandb or TensorBoard.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from transformers import ProgressCallback
+from trl import SFTTrainer
+
+from finetune.train._collators import real_token_count
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; continuing would only waste compute."""
+
+
+def peak_memory_gib() -> tuple[float, str]:
+    """Peak memory so far and what it measures: allocated GPU memory, or the process's peak RSS on CPU."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**30, "GPU"
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return peak_kib / 2**20, "RSS"
+
+
+def non_finite_loss_message(value: float, step: int, learning_rate: float, max_grad_norm: float,
+                            dtype: torch.dtype | None) -> str:
+    kind = "infinite" if math.isinf(value) else "NaN"  # a finite value here means another rank's loss was NaN
+    if dtype is torch.float16:
+        cause = "float16 overflows in Gemma 3's activations; train in bfloat16 (GPU) or float32 (CPU)"
+    elif step <= 1:
+        cause = (
+            "it was already non-finite before any update, so the base weights or the inputs are at fault: check the "
+            "checkpoint (a corrupt download or a bad quantization) and model.compute_dtype"
+        )
+    else:
+        cause = (
+            f"training diverged: lower train.learning_rate (now {learning_rate:g}) or train.max_grad_norm (now "
+            f"{max_grad_norm:g}), or raise train.warmup_ratio"
+        )
+    return f"the training loss became {kind} at step {step}; likely cause: {cause}. The adapter was not written."
+
+
+class GuardedSFTTrainer(SFTTrainer):
+    """SFTTrainer that refuses to go on after a non-finite loss and reports throughput and memory."""
+
+    def __init__(self, *args: Any, compute_dtype: torch.dtype | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.compute_dtype = compute_dtype
+        self._rate_mark: tuple[float, int] | None = None
+
+    def training_step(self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
+                      ) -> torch.Tensor:
+        if self._rate_mark is None:
+            self._rate_mark = (time.perf_counter(), self._total_train_tokens)
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        bad = (~torch.isfinite(loss.detach())).any().float()
+        if self.accelerator.num_processes > 1:  # every rank stops together instead of one hanging in all-reduce
+            bad = self.accelerator.reduce(bad, reduction="sum")
+        if bool(bad > 0):
+            raise NonFiniteLossError(non_finite_loss_message(
+                float(loss.detach().float().sum()), self.state.global_step + 1, self.args.learning_rate,
+                self.args.max_grad_norm, self.compute_dtype,
+            ))
+        return loss
+
+    @contextmanager
+    def _not_counted_in_throughput(self) -> Iterator[None]:
+        """Evaluation and checkpoint time is left out of the next tokens/s figure."""
+        started = time.perf_counter()
+        yield
+        if self._rate_mark is not None:
+            self._rate_mark = (self._rate_mark[0] + time.perf_counter() - started, self._rate_mark[1])
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        with self._not_counted_in_throughput():
+            return super().evaluate(*args, **kwargs)
+
+    def _save_checkpoint(self, model: torch.nn.Module, trial: Any) -> None:
+        with self._not_counted_in_throughput():
+            super()._save_checkpoint(model, trial)
+
+    @contextmanager
+    def _trainable_dtypes_kept(self, model: torch.nn.Module | None = None) -> Iterator[None]:
+        """PEFT upcasts an adapter it loads to fp32, while TRL trains QLoRA adapters in bf16: put the dtypes back,
+        so a resumed run continues at the precision it trained in and the best checkpoint is written as it was."""
+        target = model if model is not None else self.model
+        dtypes = {name: p.dtype for name, p in target.named_parameters() if p.requires_grad}
+        yield
+        for name, parameter in target.named_parameters():
+            if name in dtypes and parameter.dtype != dtypes[name]:
+                parameter.data = parameter.data.to(dtypes[name])
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: torch.nn.Module | None = None) -> None:
+        with self._trainable_dtypes_kept(model):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_best_model(self) -> None:
+        with self._trainable_dtypes_kept():
+            super()._load_best_model()
+
+    def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        before = self._total_train_tokens
+        result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.model.training and "attention_mask" not in inputs and inputs["input_ids"].shape[0] > 1:
+            # TRL counts a batch without attention mask as one padding-free row; packed rows batched as rows
+            # (`PackedRowsCollator`) hold more, so the token count is redone from the padding
+            local = real_token_count(inputs, self._tokenizer.pad_token_id).to(inputs["input_ids"].device)
+            self._total_train_tokens = before + int(self.accelerator.gather_for_metrics(local).sum()) // self._tp_size
+            self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+        return result
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._rate_mark is not None:
+            now, tokens = time.perf_counter(), self._total_train_tokens
+            then, tokens_then = self._rate_mark
+            logs["tokens_per_second"] = round((tokens - tokens_then) / max(now - then, 1e-9), 1)
+            self._rate_mark = (now, tokens)
+            logs["peak_memory_gib"] = round(peak_memory_gib()[0], 3)
+        super().log(logs, start_time)
+
+
+class ProgressLine(ProgressCallback):
+    """The tqdm bar, plus one readable line per log instead of the raw metrics dict."""
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or self.training_bar is None or not logs:
+            return
+        parts = [f"step {state.global_step}/{state.max_steps}"]
+        if "loss" in logs:
+            parts.append(f"loss {logs['loss']:.4f}")
+        if "eval_loss" in logs:
+            parts.append(f"eval loss {logs['eval_loss']:.4f}")
+        if "tokens_per_second" in logs:
+            parts.append(f"{logs['tokens_per_second']:,.0f} tokens/s")
+        if "peak_memory_gib" in logs:
+            parts.append(f"peak {peak_memory_gib()[1]} {logs['peak_memory_gib']:.2f} GiB")
+        if len(parts) > 1:
+            self.training_bar.write(" · ".join(parts), file=sys.stderr)
+
+
+def use_progress_line(trainer: SFTTrainer) -> None:
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(ProgressLine())
