@@ -15,11 +15,10 @@ from typing import Any, NamedTuple
 from data_prep.card import ExampleStub
 from data_prep.config import SUPPORTED_LANGS, DeidConfig
 from data_prep.dedup import content_text, example_line, signatures
-from data_prep.deid._core import STRUCTURED_IDENTIFIERS, deidentify_many
+from data_prep.deid import STRUCTURED_IDENTIFIERS, deidentify_many
 from data_prep.langid import detect_lang, record_text
 from data_prep.records import ChatExample, Record, Reject, pseudonymize
-from data_prep.tasks._build import TASKS
-from data_prep.tasks._prompts import Prompts
+from data_prep.tasks import TASKS, Prompts
 
 MessagesTokenCounter = Any  # Callable[[list[dict[str, str]]], int]; Any keeps it picklable-agnostic
 STUB_KEYS = ("lang", "task", "source", "group", "eval_only")

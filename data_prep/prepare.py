@@ -38,7 +38,7 @@ from data_prep.readers import SourceError, read_source
 from data_prep.records import ChatExample, Record, Reject
 from data_prep.samples import bundled_path
 from data_prep.split import SPLITS, assign_groups
-from data_prep.tasks._prompts import Prompts
+from data_prep.tasks import Prompts
 
 MessagesTokenCounter = Callable[[list[dict[str, str]]], int]
 MARKER_NAME = ".medtune-prepare.json"
@@ -203,7 +203,7 @@ def _load_models(plans: list[Plan]) -> None:
     if any(plan.lang_check != "off" or plan.source_lang == "auto" for plan in plans):
         detector()
     if any(plan.deid.enabled and plan.deid.ner and plan.source_lang in ("ru", "auto") for plan in plans):
-        from data_prep.deid._ner import load_model
+        from data_prep.deid import load_model
 
         load_model()
 

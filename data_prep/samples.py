@@ -62,8 +62,8 @@ def bundled_example_texts() -> Iterator[str]:
     Prompts, headings, lab explanations and placeholders are part of every training example; a tokenizer
     trained for the demo must see them too, not only the raw notes.
     """
-    from data_prep.deid._core import deidentify
-    from data_prep.tasks._build import TASKS
+    from data_prep.deid import deidentify
+    from data_prep.tasks import TASKS
 
     for lang in LANGS:
         path = bundled_path(lang)

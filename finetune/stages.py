@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from finetune.recipe._schema import Recipe, write_resolved
+from finetune.recipe import Recipe, write_resolved
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def ensure_base_model(recipe: Recipe) -> None:
     base = Path(recipe.model.base)
     if (base / "config.json").is_file():
         return
-    from finetune.models._tiny import build_tiny_model
+    from finetune.models import build_tiny_model
 
     log.info("building tiny %s model at %s", recipe.model.tiny.variant, base)
     build_tiny_model(base, recipe.model.tiny)
@@ -31,7 +31,7 @@ def prepare_stage(recipe: Recipe) -> dict[str, Any]:
     """Convert the recipe's sources into chat splits; token lengths are counted with the base's template."""
     ensure_base_model(recipe)
     from data_prep.prepare import prepare
-    from finetune.models._loading import load_tokenizer
+    from finetune.models import load_tokenizer
 
     tokenizer = load_tokenizer(recipe.model.base, recipe.model.revision)
 
@@ -45,19 +45,19 @@ def prepare_stage(recipe: Recipe) -> dict[str, Any]:
 
 def train_stage(recipe: Recipe, resume: bool = False) -> Path:
     ensure_base_model(recipe)
-    from finetune.train._sft import train
+    from finetune.train import train
 
     return train(recipe, resume=resume)
 
 
 def export_stage(recipe: Recipe) -> Path:
-    from finetune.export._bundle import export
+    from finetune.export import export
 
     return export(recipe)
 
 
 def eval_stage(recipe: Recipe, endpoint: str | None = None, api_key: str | None = None) -> Path:
-    from finetune.eval._run import evaluate
+    from finetune.eval import evaluate
 
     return evaluate(recipe, endpoint=endpoint, api_key=api_key)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from data_prep.deid._evaluation import detectors_for, load_heldout, load_testset, score
+from data_prep.deid import detectors_for, load_heldout, load_testset, score
 
 ID_TYPES = ("iin", "snils", "inn", "oms", "passport", "resident_id", "mrn", "phone", "email")
 

@@ -27,14 +27,10 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: what torch finds)")
     args = parser.parse_args()
 
-    from finetune.eval._cache import GenerationCache
-    from finetune.eval._client import APIClient, ServedModel
-    from finetune.eval._suites import load_suite
-    from finetune.models._tiny import build_tiny_model
-    from finetune.recipe._eval import SUITE_FORMATS, SuiteConfig
-    from finetune.recipe._schema import TinyModelConfig
-    from finetune.serve._app import BackgroundServer, create_app
-    from finetune.serve._engine import ChatModel
+    from finetune.eval import APIClient, GenerationCache, ServedModel, load_suite
+    from finetune.models import build_tiny_model
+    from finetune.recipe import SUITE_FORMATS, SuiteConfig, TinyModelConfig
+    from finetune.serve import BackgroundServer, ChatModel, create_app
 
     items = [item for name in SUITE_FORMATS for item in load_suite(SuiteConfig(format=name), ["ru", "kk", "zh"])]
     items = items[: args.items] if args.items else items

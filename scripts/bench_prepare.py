@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from data_prep.config import DataConfig
-from data_prep.deid._national_ids import fake_cn_resident, fake_iin, fake_snils
+from data_prep.deid import fake_cn_resident, fake_iin, fake_snils
 from data_prep.prepare import prepare
 
 RU = (
@@ -169,11 +169,11 @@ def stage_times(path: Path) -> dict[str, float]:
     """Milliseconds per note of each main stage, on one core, for the notes in ``path``."""
     from data_prep.config import DeidConfig
     from data_prep.dedup import content_text, signatures
-    from data_prep.deid._core import deidentify_many
+    from data_prep.deid import deidentify_many
     from data_prep.langid import detect_lang, record_text
     from data_prep.prepare import CHUNK, prompts_of
     from data_prep.records import Record
-    from data_prep.tasks._build import TASKS
+    from data_prep.tasks import TASKS
 
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     records = [
@@ -215,7 +215,7 @@ def main() -> None:
     parser.add_argument("--stages", action="store_true", help="also time the main stages one by one")
     args = parser.parse_args()
     if args.ner:
-        from data_prep.deid._ner import load_model
+        from data_prep.deid import load_model
 
         load_model()  # loaded once here; the forked workers inherit it
     with tempfile.TemporaryDirectory() as tmp:

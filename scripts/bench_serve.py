@@ -26,8 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout, not an installed copy
 
 from data_prep.samples import bundled_texts
-from finetune.serve._app import BackgroundServer, create_app
-from finetune.serve._engine import ChatModel
+from finetune.serve import BackgroundServer, ChatModel, create_app
 
 
 @dataclass
@@ -121,8 +120,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.model
         if path is None:
-            from finetune.models._tiny import build_tiny_model
-            from finetune.recipe._schema import TinyModelConfig
+            from finetune.models import build_tiny_model
+            from finetune.recipe import TinyModelConfig
 
             path = build_tiny_model(Path(tmp) / "tiny", TinyModelConfig(seed=0))
         model = ChatModel.load(path, name="bench")

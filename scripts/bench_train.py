@@ -22,8 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from finetune.models._architectures import medgemma_4b, medgemma_27b_text
-from finetune.train._memory_plan import Shape, TrainShape, estimate
+from finetune.models import medgemma_4b, medgemma_27b_text
+from finetune.train import Shape, TrainShape, estimate
 
 MODELS = {"4b": medgemma_4b, "27b": medgemma_27b_text}
 GIB = 1024**3
@@ -33,9 +33,8 @@ def _peft_model(config):  # type: ignore[no-untyped-def]
     from peft import get_peft_model
     from trl.trainer.utils import add_fused_lm_head
 
-    from finetune.models._loading import lora_config
-    from finetune.models._random import build_random_qlora_base
-    from finetune.recipe._schema import LoraConfig
+    from finetune.models import build_random_qlora_base, lora_config
+    from finetune.recipe import LoraConfig
 
     base = build_random_qlora_base(config, device="cuda")
     if hasattr(base, "activation_checkpointing_enable"):  # the name since transformers 5.24
@@ -127,7 +126,7 @@ def bench_cpu(steps: int) -> list[dict]:
     from transformers import AutoModelForCausalLM
     from trl.data_utils import pack_dataset
 
-    from finetune.recipe._schema import load_recipe
+    from finetune.recipe import load_recipe
     from finetune.stages import prepare_stage
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -12,7 +12,7 @@ import json
 import random
 from pathlib import Path
 
-from data_prep.deid._national_ids import fake_cn_resident, fake_iin, fake_inn, fake_oms, fake_snils
+from data_prep.deid import fake_cn_resident, fake_iin, fake_inn, fake_oms, fake_snils
 
 HERE = Path(__file__).parent
 NOTES_PER_LANG = 45

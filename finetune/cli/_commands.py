@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from finetune.recipe._schema import Recipe, RecipeError, load_recipe
+from finetune.recipe import Recipe, RecipeError, load_recipe
 
 DESCRIPTIONS = {
     "prepare": "Convert the recipe's clinic records into de-identified chat examples: "
@@ -243,7 +243,7 @@ def _named_paths(items: list[str], flag: str) -> dict[str, Path]:
 
 
 def _verify_export(directory: str) -> int:
-    from finetune.export._manifest import verify_bundle
+    from finetune.export import verify_bundle
 
     problems = verify_bundle(directory)
     if problems:
@@ -259,8 +259,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     from finetune import stages as pipeline
 
     if args.verb == "tiny-model":
-        from finetune.models._tiny import build_tiny_model
-        from finetune.recipe._schema import TinyModelConfig
+        from finetune.models import build_tiny_model
+        from finetune.recipe import TinyModelConfig
 
         out = build_tiny_model(args.out, TinyModelConfig(variant=args.variant, seed=args.seed))
         print(f"tiny {args.variant} Gemma 3 model written to {out}")
@@ -271,7 +271,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _verify_export(args.verify)
     recipe = _recipe(args)
     if args.verb == "plan":
-        from finetune.train._memory_plan import plan_recipe, render_plan
+        from finetune.train import plan_recipe, render_plan
 
         report = plan_recipe(recipe, args.gpu_mem)
         print(json.dumps(report, indent=2) if args.json else render_plan(report))
@@ -284,14 +284,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.verb == "train":
         print(f"adapter written to {pipeline.train_stage(recipe, resume=args.resume)}")
     elif args.verb == "export":
-        from finetune.export._bundle import refresh_model_card, summary_lines
+        from finetune.export import refresh_model_card, summary_lines
 
         if args.refresh_card:
             print(f"model card rewritten: {refresh_model_card(recipe)}")
         else:
             print("\n".join(summary_lines(pipeline.export_stage(recipe))))
     elif args.verb == "eval":
-        from finetune.eval._run import evaluate
+        from finetune.eval import evaluate
 
         if args.endpoint is None and (args.model or args.base_endpoint):
             raise RecipeError("--model and --base-endpoint need --endpoint (without it medtune serves the recipe's "
@@ -311,7 +311,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print((out / "report.md").read_text(encoding="utf-8"))
         print(f"all outputs under {recipe.root}")
     elif args.verb == "serve":
-        from finetune.serve._app import models_for_recipe, serve
+        from finetune.serve import models_for_recipe, serve
 
         host = args.host or recipe.serve.host
         port = args.port if args.port is not None else recipe.serve.port

@@ -15,7 +15,7 @@ from finetune.eval._cache import GenerationCache
 from finetune.eval._client import ServedModel
 from finetune.eval._stats import mean_ci, sign_test, too_few
 from finetune.eval._suites import EvalItem
-from finetune.recipe._eval import MIN_PAIRED_EXAMPLES
+from finetune.recipe import MIN_PAIRED_EXAMPLES
 
 LANGUAGE_NAMES = {"ru": "Russian", "kk": "Kazakh", "zh": "Chinese", "en": "English"}
 

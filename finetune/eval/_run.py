@@ -39,8 +39,7 @@ from finetune.eval._suites import (
     load_suite,
     load_test_split,
 )
-from finetune.recipe._eval import MIN_PAIRED_EXAMPLES, suite_label
-from finetune.recipe._schema import Recipe, RecipeError, write_resolved
+from finetune.recipe import MIN_PAIRED_EXAMPLES, Recipe, RecipeError, suite_label, write_resolved
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +263,7 @@ class _LocalServer:
 
     def client(self) -> APIClient:
         if self._client is None:
-            from finetune.serve._app import BackgroundServer, create_app, models_for_recipe
+            from finetune.serve import BackgroundServer, create_app, models_for_recipe
 
             app = create_app(models_for_recipe(self.recipe), default_max_tokens=self.recipe.eval.max_new_tokens)
             server = self.stack.enter_context(BackgroundServer(app))

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.stats import binomtest, bootstrap
 
 from finetune.eval._metrics import METRICS, Stats
-from finetune.recipe._eval import MIN_PAIRED_EXAMPLES
+from finetune.recipe import MIN_PAIRED_EXAMPLES
 
 TOO_FEW = "too few examples"  # the verdict of a group below the minimum n
 

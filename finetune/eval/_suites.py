@@ -33,7 +33,7 @@ from data_prep.readers.rows import Header, iter_rows
 from data_prep.records import Reject
 from finetune.eval._answers import YES_NO_ALIASES, normalize_icd10, normalize_text
 from finetune.eval._metrics import GlossaryTerm
-from finetune.recipe._eval import SuiteConfig, suite_label
+from finetune.recipe import SuiteConfig, suite_label
 
 EVAL_LANGS = ("ru", "kk", "zh", "en")
 KIND_OF_FORMAT = {

@@ -24,15 +24,14 @@ from peft import PeftModel
 from transformers import AutoConfig, AutoProcessor, GenerationConfig, PreTrainedModel
 from transformers.utils import cached_file
 
+from finetune.errors import StageInputError
 from finetune.export import _merge_check as merge_check
 from finetune.export._gguf import MODELFILE_NAME, convert_to_gguf, gguf_file_name, modelfile
 from finetune.export._manifest import BundleError, verify_bundle, write_manifest
 from finetune.export._model_card import render_model_card
 from finetune.export._vllm_lora import export_vllm_lora
-from finetune.models._gemma import END_OF_TURN
-from finetune.models._loading import is_image_text, load_for_training, load_full_precision, load_tokenizer
-from finetune.recipe._schema import Recipe, write_resolved
-from finetune.train._sft import StageInputError
+from finetune.models import END_OF_TURN, is_image_text, load_for_training, load_full_precision, load_tokenizer
+from finetune.recipe import Recipe, write_resolved
 
 log = logging.getLogger(__name__)
 

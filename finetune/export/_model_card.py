@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from finetune.recipe._schema import Recipe
+from finetune.recipe import Recipe
 
 HAI_DEF_TERMS = "https://developers.google.com/health-ai-developer-foundations/terms"
 LANGUAGE_NAMES = {"ru": "Russian", "kk": "Kazakh", "zh": "Chinese"}

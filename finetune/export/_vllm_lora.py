@@ -17,7 +17,7 @@ from typing import Any
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from finetune.train._sft import StageInputError
+from finetune.errors import StageInputError
 
 LORA_TENSOR = re.compile(r"^base_model\.model\.(?P<module>.+)\.(?P<kind>lora_A|lora_B)\.weight$")
 NOT_LANGUAGE_MODEL = ("vision_tower", "vision_model", "multi_modal_projector")

@@ -21,7 +21,7 @@ from transformers import (
 )
 
 from finetune.models._gemma import resolve_compute_dtype
-from finetune.recipe._schema import LoraConfig, ModelConfig
+from finetune.recipe import LoraConfig, ModelConfig
 
 LANGUAGE_MODEL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 

@@ -32,7 +32,7 @@ from transformers import (
 from trl.chat_template_utils import gemma3_chat_template
 
 from data_prep.samples import bundled_example_texts, bundled_texts
-from finetune.recipe._schema import TinyModelConfig
+from finetune.recipe import TinyModelConfig
 
 # Gemma's fixed ids for the first pieces, then the turn and image markers the chat template and processor use.
 SPECIAL_PIECES = ("<pad>", "<eos>", "<bos>", "<unk>")

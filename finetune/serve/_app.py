@@ -40,8 +40,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.types import Message as ASGIMessage
 
-from finetune.models._gemma import ChatFormatError
-from finetune.recipe._schema import Recipe
+from finetune.errors import StageInputError
+from finetune.models import ChatFormatError
+from finetune.recipe import Recipe
 from finetune.serve._batching import MicroBatcher
 from finetune.serve._engine import (
     AdapterError,
@@ -53,7 +54,6 @@ from finetune.serve._engine import (
     check_adapter,
 )
 from finetune.serve._metrics import ServeMetrics
-from finetune.train._sft import StageInputError
 
 log = logging.getLogger(__name__)
 text_log = logging.getLogger("finetune.serve._app.text")

@@ -34,14 +34,16 @@ from transformers import (
     StoppingCriteriaList,
 )
 
-from finetune.models._gemma import (
+from finetune.models import (
     END_OF_TURN,
     ChatFormatError,
     check_messages,
+    device_type,
     expected_assistant_mask,
+    load_full_precision,
+    load_tokenizer,
     text_only_token_type_ids,
 )
-from finetune.models._loading import device_type, load_full_precision, load_tokenizer
 
 Message = dict[str, Any]
 FinishReason = Literal["stop", "length"]

@@ -15,7 +15,7 @@ from typing import Any
 from datasets import Dataset
 from PIL import Image, UnidentifiedImageError
 
-from finetune.models._gemma import ChatFormatError, check_messages
+from finetune.models import ChatFormatError, check_messages
 
 
 class TrainingDataError(ValueError):

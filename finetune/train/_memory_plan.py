@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from transformers import PretrainedConfig
 
 if TYPE_CHECKING:
-    from finetune.recipe._schema import Recipe
+    from finetune.recipe import Recipe
 
 GIB = 1024**3
 NF4_BYTES_PER_PARAM = 0.5 + 4 / 64  # 4-bit codes + one fp32 absmax per 64-weight block
@@ -221,8 +221,8 @@ def train_shape_for(recipe: Recipe) -> TrainShape:
 
 def plan_recipe(recipe: Recipe, gpu_mem: str | None = None) -> dict[str, Any]:
     """Estimate for the recipe as written, suggestions per GPU size, and a fit check of each `Ngb` profile."""
-    from finetune.models._architectures import config_for
-    from finetune.recipe._schema import apply_profile, validate_recipe
+    from finetune.models import config_for
+    from finetune.recipe import apply_profile, validate_recipe
 
     sizes = [parse_memory(gpu_mem)] if gpu_mem is not None else list(GPU_SIZES_GIB)
     shape = Shape.from_config(config_for(recipe.model.base, recipe.model.revision))

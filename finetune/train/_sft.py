@@ -10,7 +10,6 @@ Under `accelerate launch` every rank trains and only the main process writes.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -28,7 +27,9 @@ from transformers.integrations import TensorBoardCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from trl import SFTConfig
 
-from finetune.models._gemma import (
+from data_prep.files import sha256_file
+from finetune.errors import StageInputError
+from finetune.models import (
     END_OF_TURN,
     AssistantMaskError,
     BatchGuard,
@@ -36,19 +37,17 @@ from finetune.models._gemma import (
     check_lora_config,
     check_lora_targets,
     check_packing_supported,
-    is_multimodal,
-    resolve_compute_dtype,
-    verify_assistant_masks,
-)
-from finetune.models._loading import (
     device_type,
+    is_multimodal,
     load_for_training,
     load_processor,
     load_tokenizer,
     lora_config,
     process_state,
+    resolve_compute_dtype,
+    verify_assistant_masks,
 )
-from finetune.recipe._schema import Recipe, write_resolved
+from finetune.recipe import Recipe, write_resolved
 from finetune.train._collators import PackedRowsCollator
 from finetune.train._data import TrainingDataError, load_chat_rows
 from finetune.train._trainer import GuardedSFTTrainer, use_progress_line
@@ -60,18 +59,6 @@ PROVENANCE_NAME = "provenance.json"
 CHECKPOINTS_NAME = "checkpoints"
 TENSORBOARD_NAME = "tensorboard"
 MASK_CHECK_EXAMPLES = 64
-
-
-class StageInputError(RuntimeError):
-    """A stage was asked to run before the stage it reads from wrote its outputs."""
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_split(data_dir: Path, split: str) -> Dataset:
@@ -354,8 +341,8 @@ def _write_provenance(
     provenance = {
         "base_model": recipe.model.base,
         "base_revision": recipe.model.revision,
-        "data_card_sha256": sha256_of(card) if card.is_file() else None,
-        "train_file_sha256": sha256_of(recipe.data_dir / "train.jsonl"),
+        "data_card_sha256": sha256_file(card) if card.is_file() else None,
+        "train_file_sha256": sha256_file(recipe.data_dir / "train.jsonl"),
     }
     (adapter_dir / PROVENANCE_NAME).write_text(json.dumps(provenance, indent=2), encoding="utf-8")
     write_resolved(recipe, adapter_dir)

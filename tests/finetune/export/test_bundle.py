@@ -12,13 +12,14 @@ from peft import PeftModel, get_peft_model
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from data_prep.files import sha256_file
 from finetune.cli._commands import main
+from finetune.errors import StageInputError
 from finetune.export._bundle import MERGE_REPORT_NAME, export, refresh_model_card
-from finetune.export._manifest import REQUIRED_FILES, sha256_file, verify_bundle, write_manifest
+from finetune.export._manifest import REQUIRED_FILES, verify_bundle, write_manifest
 from finetune.export._vllm_lora import LORA_TENSOR, VLLM_LORA_MODULES, export_vllm_lora
 from finetune.models._loading import lora_config
 from finetune.recipe._schema import LoraConfig
-from finetune.train._sft import StageInputError
 
 EXPORT = {"max_shard_size": "1MB", "gguf_type": "f32", "merge_check_prompts": 2, "merge_check_new_tokens": 8}
 

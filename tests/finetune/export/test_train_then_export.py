@@ -13,10 +13,11 @@ from safetensors import safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import SFTTrainer
 
+from data_prep.files import sha256_file
 from finetune.export._bundle import MERGE_REPORT_NAME, export
 from finetune.models._loading import load_for_training, lora_config
 from finetune.recipe._schema import RESOLVED_RECIPE_NAME, LoraConfig, ModelConfig
-from finetune.train._sft import METRICS_NAME, PROVENANCE_NAME, load_split, sft_config, sha256_of
+from finetune.train._sft import METRICS_NAME, PROVENANCE_NAME, load_split, sft_config
 
 
 def test_base_is_loaded_in_4bit_nf4(tiny_model_dir: Path) -> None:
@@ -55,7 +56,7 @@ def test_adapter_directory_holds_provenance(trained_recipe) -> None:
                  PROVENANCE_NAME, "tokenizer_config.json"):
         assert (adapter / name).is_file(), name
     provenance = json.loads((adapter / PROVENANCE_NAME).read_text())
-    assert provenance["data_card_sha256"] == sha256_of(trained_recipe.data_dir / "data_card.json")
+    assert provenance["data_card_sha256"] == sha256_file(trained_recipe.data_dir / "data_card.json")
     metrics = json.loads((adapter / METRICS_NAME).read_text())
     assert metrics["global_steps"] == 12
     losses = [entry["loss"] for entry in metrics["log_history"] if "loss" in entry]
