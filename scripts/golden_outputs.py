@@ -2,11 +2,13 @@
 
     python scripts/golden_outputs.py record golden.json     # on the code before the change
     python scripts/golden_outputs.py compare golden.json    # on the code after it; exits 1 on any difference
+    … --repo DIR                                            # the code of another checkout (a git worktree)
 
 What it records, each with fixed seeds, through the `medtune` command line (whose verbs and flags are public):
 - `prepare --source` on each bundled sample file and on each PII test-set file (its notes as clinic records): the
-  sha256 of every output file, with the run's own folder written as `<out>` first;
-- the de-identification scores of `scripts/bench_deid.py` (its recall/precision lines; timings left out);
+  sha256 of every output file (the data card as JSON), with the run's folders and the checkout written as
+  placeholders first;
+- the de-identification scores of `scripts/bench_deid.py` (its recall/precision lines; timing lines left out);
 - `medtune run recipes/tiny-demo.yaml` in a fresh folder: the numbers of `eval/report.json`, `data/data_card.json`,
   and the sha256 of each exported file in `merged/manifest.json`.
 A run takes several minutes on 2 cores (the demo trains a model).
@@ -26,10 +28,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-SAMPLES = sorted((REPO / "data_prep" / "samples").glob("*.jsonl"))
-PII_TESTSET = sorted((REPO / "data_prep" / "pii_testset").glob("*.jsonl"))
 PII_DIAGNOSIS = {"ru": "Артериальная гипертензия", "kk": "Артериялық гипертензия", "zh": "高血压"}
-TIMING = re.compile(r"\d+(\.\d+)?\s*ms")
+TIMING = re.compile(r"\bms\b")
 VOLATILE_KEYS = {"seconds", "wall_seconds", "elapsed", "created", "generated_at", "duration_s", "endpoint"}
 
 
@@ -50,6 +50,10 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _placeholders(text: str, root: str) -> str:
+    return text.replace(root, "<out>").replace(str(REPO), "<repo>")
+
+
 def _normalised(value: Any, root: str) -> Any:
     """The value with the run's folder and the checkout written as placeholders and volatile keys dropped."""
     if isinstance(value, dict):
@@ -57,12 +61,15 @@ def _normalised(value: Any, root: str) -> Any:
     if isinstance(value, list):
         return [_normalised(v, root) for v in value]
     if isinstance(value, str):
-        return value.replace(root, "<out>").replace(str(REPO), "<repo>")
+        return _placeholders(value, root)
     return value
 
 
-def _text_hash(path: Path, root: str) -> str:
-    return hashlib.sha256(path.read_text(encoding="utf-8").replace(root, "<out>").encode()).hexdigest()
+def _file_digest(path: Path, root: str) -> Any:
+    """A data card as its normalised JSON (readable when it differs); any other file as a sha256."""
+    if path.name == "data_card.json":
+        return _normalised(json.loads(path.read_text(encoding="utf-8")), root)
+    return hashlib.sha256(_placeholders(path.read_text(encoding="utf-8"), root).encode()).hexdigest()
 
 
 def _pii_as_clinic_records(source: Path, work: Path) -> Path:
@@ -78,16 +85,17 @@ def _pii_as_clinic_records(source: Path, work: Path) -> Path:
     return target
 
 
-def prepared_outputs(work: Path) -> dict[str, dict[str, str]]:
-    hashes: dict[str, dict[str, str]] = {}
-    sources = [(s, "auto") for s in SAMPLES]
-    sources += [(_pii_as_clinic_records(s, work), "clinic_records") for s in PII_TESTSET]
+def prepared_outputs(work: Path) -> dict[str, dict[str, Any]]:
+    hashes: dict[str, dict[str, Any]] = {}
+    sources = [(s, "auto") for s in sorted((REPO / "data_prep" / "samples").glob("*.jsonl"))]
+    sources += [(_pii_as_clinic_records(s, work), "clinic_records")
+                for s in sorted((REPO / "data_prep" / "pii_testset").glob("*.jsonl"))]
     for source, format_name in sources:
         name = f"{source.parent.name}/{source.name}"
         out = work / "prepared" / name.replace("/", "-")
         _medtune(["prepare", "--source", str(source), "--format", format_name, "--out", str(out), "--workers", "1"],
                  cwd=work)
-        hashes[name] = {p.name: _text_hash(p, str(out)) for p in sorted(out.iterdir())
+        hashes[name] = {p.name: _file_digest(p, str(work)) for p in sorted(out.iterdir())
                         if p.is_file() and not p.name.startswith(".")}
     return hashes
 
@@ -95,7 +103,7 @@ def prepared_outputs(work: Path) -> dict[str, dict[str, str]]:
 def deid_scores() -> list[str]:
     result = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_deid.py")], cwd=REPO, env=_env(),
                             capture_output=True, text=True, check=True)
-    return [TIMING.sub("<ms>", line.rstrip()) for line in result.stdout.splitlines() if line.strip()]
+    return [line.rstrip() for line in result.stdout.splitlines() if line.strip() and not TIMING.search(line)]
 
 
 def demo_outputs(work: Path) -> dict[str, Any]:
@@ -126,6 +134,8 @@ def differences(old: Any, new: Any, where: str = "") -> list[str]:
         return found
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
         return [d for i, (a, b) in enumerate(zip(old, new, strict=True)) for d in differences(a, b, f"{where}[{i}]")]
+    if isinstance(old, float) and isinstance(new, float) and old != old and new != new:
+        return []  # NaN on both sides
     return [] if old == new else [f"{where}: {json.dumps(old, ensure_ascii=False)[:200]} → "
                                   f"{json.dumps(new, ensure_ascii=False)[:200]}"]
 
@@ -134,7 +144,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("mode", choices=("record", "compare"))
     parser.add_argument("path", type=Path)
+    parser.add_argument("--repo", type=Path, default=REPO, help="the checkout whose code runs (default: this one)")
     args = parser.parse_args()
+    global REPO
+    REPO = args.repo.resolve()
     outputs = record()
     if args.mode == "record":
         args.path.write_text(json.dumps(outputs, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
