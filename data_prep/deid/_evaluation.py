@@ -14,7 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from data_prep.deid._core import AnyDetector, Span, _merge, find_spans, pattern_detectors
+from data_prep.deid._patterns import pattern_detectors
+from data_prep.deid._scan import find_spans
+from data_prep.deid._spans import AnyDetector, Span, merge_spans
 
 
 def load_testset(lang: str) -> list[dict[str, Any]]:
@@ -70,7 +72,7 @@ def score(rows: Iterable[dict[str, Any]], detectors: Sequence[AnyDetector]) -> d
     rows = list(rows)
     for row, row_spans in zip(rows, find_spans([(row["text"], detectors) for row in rows]), strict=True):
         text = row["text"]
-        spans = _merge(text, row_spans)
+        spans = merge_spans(text, row_spans)
         covered = [False] * len(text)
         for span in spans:
             for i in range(span.start, span.end):

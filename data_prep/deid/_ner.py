@@ -19,7 +19,9 @@ from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
-from data_prep.deid._core import CAP, LOW, NOT_NAMES, Reviewer, Span, _is_eponym, _trim_leading_non_names
+from data_prep.deid._names import NOT_NAMES, is_eponym, trim_leading_non_names
+from data_prep.deid._regex_parts import CAP, LOW
+from data_prep.deid._spans import Reviewer, Span
 
 SENTENCE_ENDS = ".!?\n"
 INNER_CAPITAL = re.compile(rf" (?<=[^\s.!?:;\n(«\"] ) *([{CAP}])[{LOW}]{{2,}}")
@@ -124,9 +126,9 @@ def _spans(text: str, passages: list[tuple[int, str, tuple[int, ...]]], persons:
             if not any(candidate.start <= pos < candidate.end for pos in asked):
                 continue
             words = text[candidate.start : candidate.end]
-            if not words[:1].isupper() or words.lower() in NOT_NAMES or _is_eponym(words):
+            if not words[:1].isupper() or words.lower() in NOT_NAMES or is_eponym(words):
                 continue
-            trimmed = _trim_leading_non_names(text, candidate)
+            trimmed = trim_leading_non_names(text, candidate)
             if trimmed is not None:
                 found.append(trimmed)
     return found

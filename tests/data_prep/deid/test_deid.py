@@ -7,7 +7,10 @@ import re
 
 import pytest
 
-from data_prep.deid._core import PLACEHOLDERS, Span, deidentify, pattern_detectors, redact_text
+from data_prep.deid._patterns import pattern_detectors
+from data_prep.deid._records import deidentify
+from data_prep.deid._scan import redact_text
+from data_prep.deid._spans import PLACEHOLDERS, Span
 from data_prep.records import Record
 
 RU = {

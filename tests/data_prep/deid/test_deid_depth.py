@@ -10,7 +10,6 @@ from dataclasses import replace
 import pytest
 
 from data_prep.config import DeidConfig
-from data_prep.deid._core import Span, deidentify, deidentify_many, pattern_detectors, redact_text
 from data_prep.deid._evaluation import detectors_for, load_heldout, load_testset, parse_labelled_notes, score
 from data_prep.deid._national_ids import (
     cn_resident_valid,
@@ -25,6 +24,10 @@ from data_prep.deid._national_ids import (
     snils_valid,
 )
 from data_prep.deid._ner import passages_to_read
+from data_prep.deid._patterns import pattern_detectors
+from data_prep.deid._records import deidentify, deidentify_many
+from data_prep.deid._scan import redact_text
+from data_prep.deid._spans import Span
 from data_prep.records import Record
 
 
@@ -245,7 +248,8 @@ def test_records_deidentified_together_match_one_by_one() -> None:
 
 
 def test_pattern_layer_scans_a_repeated_field_once_and_finds_what_a_whole_scan_finds() -> None:
-    from data_prep.deid._core import FIELD_SEPARATOR, PatternLayer, find_spans
+    from data_prep.deid._scan import PatternLayer, find_spans
+    from data_prep.deid._spans import FIELD_SEPARATOR
 
     scanned: list[str] = []
 
