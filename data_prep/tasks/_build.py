@@ -14,8 +14,11 @@ from typing import Any, NamedTuple
 from data_prep.dates import length_of_stay
 from data_prep.records import ChatExample, Record
 from data_prep.tasks._examples import make_example
-from data_prep.tasks._phrases import NOTE_LABELS, SUMMARY_HEADINGS, WORDS, days, lab_meaning
+from data_prep.tasks._lab_meanings import lab_meaning
+from data_prep.tasks._phrases import NOTE_LABELS, SUMMARY_HEADINGS, WORDS, days
 from data_prep.tasks._prompts import BUILT_IN, Prompts
+from data_prep.tasks._qa import multiple_choice, qa
+from data_prep.tasks._text import chat, dialogue_continuation, extraction, term_definition, term_translation
 
 # --- lab values -----------------------------------------------------------------------------------
 
@@ -253,9 +256,6 @@ def lab_explanation(record: Record, prompts: Prompts | None = None) -> list[Chat
     return [_example(record, "lab_explanation", user, "\n".join(lines), prompts=prompts)]
 
 
-ICD10_DIAGNOSIS = {"ru": "Диагноз", "kk": "Диагноз", "zh": "诊断", "en": "Diagnosis"}
-
-
 def icd10_coding(record: Record, prompts: Prompts | None = None) -> list[ChatExample]:
     """Complaints (and history) in, ``code — diagnosis`` out; only records with both a code and complaints."""
     fields, lang = record.fields, record.lang
@@ -301,15 +301,6 @@ def plain_language(record: Record, prompts: Prompts | None = None) -> list[ChatE
     user = f"{(prompts or BUILT_IN).instruction('plain_language', lang)}\n\n{render_note(record)}"
     return [_example(record, "plain_language", user, "\n".join(lines), prompts=prompts)]
 
-
-from data_prep.tasks._qa import multiple_choice, qa  # noqa: E402
-from data_prep.tasks._text import (  # noqa: E402
-    chat,
-    dialogue_continuation,
-    extraction,
-    term_definition,
-    term_translation,
-)
 
 Task = Callable[..., list[ChatExample]]
 
