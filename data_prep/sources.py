@@ -1,0 +1,81 @@
+"""The configured sources opened for prepare: the file each reads, the conversion plan of each (its tasks checked
+against the format found) and one stream of read items over them all, in order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from data_prep.config import RECORD_KIND_OF_FORMAT, TASKS_OF_KIND, DataConfig, SourceConfig, default_tasks
+from data_prep.convert import Plan
+from data_prep.readers import SourceError, read_source
+from data_prep.records import Record, Reject
+from data_prep.samples import bundled_path
+from data_prep.tasks import Prompts
+
+
+def source_path(source: SourceConfig) -> Path:
+    """The file a source reads: its own path, or the bundled sample of its language."""
+    path = Path(source.path).expanduser() if source.path else bundled_path(source.lang)
+    if not path.exists():
+        hint = "" if source.path else " (the bundled samples are missing from this installation)"
+        raise FileNotFoundError(f"data source for lang={source.lang!r} not found: {path}{hint}")
+    return path
+
+
+def prompts_of(config: DataConfig) -> Prompts:
+    """The recipe's prompts (system prompts and task instructions per language) over the built-in ones."""
+    return Prompts(system=dict(config.prompts.system), tasks={k: dict(v) for k, v in config.prompts.tasks.items()})
+
+
+def plan_of(config: DataConfig, source: SourceConfig, fmt: str, prompts: Prompts) -> Plan:
+    """How the records of ``source`` (found to be in format ``fmt``) are converted; refuses tasks the format
+    cannot feed."""
+    tasks = source.tasks if source.tasks is not None else default_tasks(fmt)
+    kind = RECORD_KIND_OF_FORMAT[fmt]
+    if wrong := [t for t in tasks if t not in TASKS_OF_KIND[kind]]:
+        raise SourceError(
+            f"{source.path}: detected format {fmt!r}, to which task(s) {', '.join(wrong)} do not apply; "
+            f"choose from {', '.join(TASKS_OF_KIND[kind])}"
+        )
+    return Plan(
+        source_lang=source.lang,
+        tasks=tuple(tasks),
+        deid=config.deid,
+        lang_check=config.quality.lang_check,
+        salt=config.patient_salt,
+        prompts=prompts,
+        near_dup=config.quality.near_dup_threshold is not None,
+        entity_types=dict(source.entity_types),
+    )
+
+
+def read_all(
+    config: DataConfig, prompts: Prompts
+) -> tuple[list[Plan], Iterator[tuple[int, Record | Reject]], list[dict[str, Any]]]:
+    """Plans per source, one stream of (plan index, item) over every source in order, and the sources described
+    for the data card."""
+    opened = []
+    for source in config.sources:
+        path = source_path(source)
+        fmt, stream = read_source(path, source)
+        opened.append((fmt, plan_of(config, source, fmt, prompts), stream, source, path))
+    plans = [plan for _, plan, _, _, _ in opened]
+
+    def items() -> Iterator[tuple[int, Record | Reject]]:
+        for index, (_, _, stream, _, _) in enumerate(opened):
+            for item in stream:
+                yield index, item
+
+    described = [
+        {
+            "file": path.name,
+            "format": fmt,
+            "lang": source.lang,
+            "tasks": list(plan.tasks),
+            "eval_only": source.eval_only,
+        }
+        for fmt, plan, _, source, path in opened
+    ]
+    return plans, items(), described
