@@ -206,7 +206,11 @@ MRN_WORDS = (
 
 
 def pattern_detectors() -> list[Detector]:
-    """Detectors that need no knowledge of the record: numbers, contacts, dates, name shapes."""
+    """Detectors that need no knowledge of the record: numbers, contacts, dates, name shapes.
+
+    One list, long as it is: the order matters (of two detectors that find the same stretch, the earlier one's
+    kind is kept when their spans merge), and here it reads in one place.
+    """
     return [
         _needs(_long_number_detector(), _LONG_DIGIT_RUN),
         _needs_words(_regex_detector(
