@@ -169,13 +169,6 @@ def build_card(
     records_rejected = len(outcomes) - converted
     written_total = sum(written.values())
     unit = length_unit or ("tokens" if length_of is not None else "chars")
-    measure = length_of or char_length
-    lengths = {split: [measure(e) for e in splits.get(split, [])] for split in SPLITS}
-    by_lang: dict[str, list[int]] = defaultdict(list)
-    for split in SPLITS:
-        for example, n in zip(splits.get(split, []), lengths[split], strict=True):
-            by_lang[example.meta["lang"]].append(n)
-    eval_only = list(splits.get("eval_only", []))
     settings = config.model_dump(mode="json", exclude={"patient_salt"})
     return {
         "sources": [dict(s) for s in sources],
@@ -186,28 +179,9 @@ def build_card(
             "by_source": _record_counts(outcomes, lambda o: o.source),
             "by_language": _record_counts(outcomes, lambda o: o.lang),
         },
-        "examples": {
-            "made": len(made),
-            "written": written_total,
-            "rejected": len(rejected_examples),
-            "by_source": _example_counts(made, rejected_examples, splits, _source_of),
-            "by_language": _example_counts(made, rejected_examples, splits, lambda e: e.meta["lang"]),
-            "by_task": _example_counts(made, rejected_examples, splits, lambda e: e.meta["task"]),
-        },
-        "splits": {
-            split: {
-                "examples": len(splits.get(split, [])),
-                "patients": len({e.meta["group"] for e in splits.get(split, [])}),
-                "by_language": _tally(e.meta["lang"] for e in splits.get(split, [])),
-                "by_task": _tally(e.meta["task"] for e in splits.get(split, [])),
-            }
-            for split in SPLITS
-        },
-        "eval_only": {
-            "examples": len(eval_only),
-            "by_language": _tally(e.meta["lang"] for e in eval_only),
-            "by_task": _tally(e.meta["task"] for e in eval_only),
-        },
+        "examples": _examples_section(made, rejected_examples, splits, written_total),
+        "splits": _splits_section(splits),
+        "eval_only": _eval_only_section(splits),
         "rejection_reasons": {
             "records": _tally(o.reason for o in outcomes if o.reason is not None),
             "examples": _tally(r.reason for _, r in rejected),
@@ -217,17 +191,7 @@ def build_card(
             "by_type": dict(sorted(redactions.items())),
             "total": sum(redactions.values()),
         },
-        "lengths": {
-            "unit": unit,
-            "all": length_stats([n for split in SPLITS for n in lengths[split]]),
-            **{split: length_stats(lengths[split]) for split in SPLITS},
-            "by_language": {lang: length_stats(ns) for lang, ns in sorted(by_lang.items())},
-            "histogram": {
-                "all": histogram([n for split in SPLITS for n in lengths[split]]),
-                **{split: histogram(lengths[split]) for split in SPLITS},
-                **{lang: histogram(ns) for lang, ns in sorted(by_lang.items())},
-            },
-        },
+        "lengths": _lengths_section(splits, unit, length_of or char_length),
         "fertility": dict(fertility or {}),
         "invariants": {
             "records_in_equals_converted_plus_rejected": records_read == converted + records_rejected,
@@ -239,6 +203,67 @@ def build_card(
     }
 
 
+def _examples_section(
+    made: Sequence[ChatExample],
+    rejected_examples: Sequence[ChatExample],
+    splits: Mapping[str, Sequence[ChatExample]],
+    written_total: int,
+) -> dict[str, Any]:
+    """Examples made, written and rejected, in total and by source, language and task."""
+    return {
+        "made": len(made),
+        "written": written_total,
+        "rejected": len(rejected_examples),
+        "by_source": _example_counts(made, rejected_examples, splits, _source_of),
+        "by_language": _example_counts(made, rejected_examples, splits, lambda e: e.meta["lang"]),
+        "by_task": _example_counts(made, rejected_examples, splits, lambda e: e.meta["task"]),
+    }
+
+
+def _splits_section(splits: Mapping[str, Sequence[ChatExample]]) -> dict[str, Any]:
+    """Examples and patients of each split, with its languages and tasks."""
+    return {
+        split: {
+            "examples": len(splits.get(split, [])),
+            "patients": len({e.meta["group"] for e in splits.get(split, [])}),
+            "by_language": _tally(e.meta["lang"] for e in splits.get(split, [])),
+            "by_task": _tally(e.meta["task"] for e in splits.get(split, [])),
+        }
+        for split in SPLITS
+    }
+
+
+def _eval_only_section(splits: Mapping[str, Sequence[ChatExample]]) -> dict[str, Any]:
+    eval_only = list(splits.get("eval_only", []))
+    return {
+        "examples": len(eval_only),
+        "by_language": _tally(e.meta["lang"] for e in eval_only),
+        "by_task": _tally(e.meta["task"] for e in eval_only),
+    }
+
+
+def _lengths_section(
+    splits: Mapping[str, Sequence[ChatExample]], unit: str, measure: Callable[[Any], int]
+) -> dict[str, Any]:
+    """Length statistics and histograms of the split examples: over all, per split and per language."""
+    lengths = {split: [measure(e) for e in splits.get(split, [])] for split in SPLITS}
+    by_lang: dict[str, list[int]] = defaultdict(list)
+    for split in SPLITS:
+        for example, n in zip(splits.get(split, []), lengths[split], strict=True):
+            by_lang[example.meta["lang"]].append(n)
+    return {
+        "unit": unit,
+        "all": length_stats([n for split in SPLITS for n in lengths[split]]),
+        **{split: length_stats(lengths[split]) for split in SPLITS},
+        "by_language": {lang: length_stats(ns) for lang, ns in sorted(by_lang.items())},
+        "histogram": {
+            "all": histogram([n for split in SPLITS for n in lengths[split]]),
+            **{split: histogram(lengths[split]) for split in SPLITS},
+            **{lang: histogram(ns) for lang, ns in sorted(by_lang.items())},
+        },
+    }
+
+
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines.extend("| " + " | ".join(str(c) for c in row) + " |" for row in rows)
@@ -247,36 +272,61 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
 
 def render_markdown(card: Mapping[str, Any]) -> str:
     """The card as Markdown for people; the JSON twin is for programs."""
-    records, examples = card["records"], card["examples"]
     out = ["# Data card", "", "Synthetic or de-identified clinical records turned into chat examples.", ""]
-    if card.get("sources"):
-        out += ["## Sources", ""]
-        out += _table(
-            ("file", "format", "lang", "tasks", "evaluation only"),
-            [
-                (s["file"], s["format"], s["lang"], ", ".join(s["tasks"]), "yes" if s["eval_only"] else "")
-                for s in card["sources"]
-            ],
-        )
-        out += [""]
-    out += ["## Records", ""]
+    out += _sources_md(card)
+    out += _records_md(card["records"])
+    out += _examples_md(card)
+    out += _splits_md(card["splits"])
+    out += _rejections_md(card["rejection_reasons"])
+    out += _redactions_md(card["redactions"])
+    out += _lengths_md(card["lengths"])
+    out += _eval_only_md(card)
+    out += _fertility_md(card)
+    out += ["", "## Checks", ""]
+    out += [f"- {'✅' if ok else '❌'} {name.replace('_', ' ')}" for name, ok in card["invariants"].items()]
+    return "\n".join(out) + "\n"
+
+
+def _sources_md(card: Mapping[str, Any]) -> list[str]:
+    if not card.get("sources"):
+        return []
+    out = ["## Sources", ""]
+    out += _table(
+        ("file", "format", "lang", "tasks", "evaluation only"),
+        [
+            (s["file"], s["format"], s["lang"], ", ".join(s["tasks"]), "yes" if s["eval_only"] else "")
+            for s in card["sources"]
+        ],
+    )
+    return [*out, ""]
+
+
+def _records_md(records: Mapping[str, Any]) -> list[str]:
+    out = ["## Records", ""]
     record_columns = ("in", "converted", "rejected")
     record_rows: list[Sequence[Any]] = [("**total**", *(records[c] for c in record_columns))]
     for group in ("by_source", "by_language"):
         label = group.removeprefix("by_")
         for key, counts in records[group].items():
             record_rows.append((f"{label} `{key}`", *(counts[c] for c in record_columns)))
-    out += _table(("", *record_columns), record_rows)
-    out += ["", "## Examples", ""]
+    return out + _table(("", *record_columns), record_rows)
+
+
+def _examples_md(card: Mapping[str, Any]) -> list[str]:
+    examples = card["examples"]
+    out = ["", "## Examples", ""]
     columns = ("made", "written", "rejected", *SPLITS)
     rows: list[Sequence[Any]] = [("**total**", examples["made"], examples["written"], examples["rejected"])]
     rows[0] = (*rows[0], *(card["splits"][s]["examples"] for s in SPLITS))
     for group in ("by_source", "by_language", "by_task"):
         label = group.removeprefix("by_")
         rows += [(f"{label} `{k}`", *(v[c] for c in columns)) for k, v in examples[group].items()]
-    out += _table(("", *columns), rows)
-    out += ["", "## Splits (by patient)", ""]
-    out += _table(
+    return out + _table(("", *columns), rows)
+
+
+def _splits_md(splits: Mapping[str, Any]) -> list[str]:
+    out = ["", "## Splits (by patient)", ""]
+    return out + _table(
         ("split", "examples", "patients", "languages", "tasks"),
         [
             (
@@ -286,23 +336,28 @@ def render_markdown(card: Mapping[str, Any]) -> str:
                 ", ".join(f"{k}: {v}" for k, v in info["by_language"].items()) or "-",
                 ", ".join(f"{k}: {v}" for k, v in info["by_task"].items()) or "-",
             )
-            for split, info in card["splits"].items()
+            for split, info in splits.items()
         ],
     )
-    out += ["", "## Rejection reasons", ""]
-    reasons = card["rejection_reasons"]
+
+
+def _rejections_md(reasons: Mapping[str, Any]) -> list[str]:
+    out = ["", "## Rejection reasons", ""]
     reason_rows = [("record", k, v) for k, v in reasons["records"].items()]
     reason_rows += [("example", k, v) for k, v in reasons["examples"].items()]
-    out += _table(("level", "reason", "count"), reason_rows) if reason_rows else ["None."]
-    redactions = card["redactions"]
-    out += ["", "## Redactions", ""]
+    return out + (_table(("level", "reason", "count"), reason_rows) if reason_rows else ["None."])
+
+
+def _redactions_md(redactions: Mapping[str, Any]) -> list[str]:
+    out = ["", "## Redactions", ""]
     if not redactions["enabled"]:
-        out += ["De-identification was **disabled** for this run."]
-    else:
-        out += [f"Total placeholders inserted: {redactions['total']}.", ""]
-        out += _table(("type", "count"), redactions["by_type"].items()) if redactions["by_type"] else []
-    lengths = card["lengths"]
-    out += ["", f"## Lengths ({lengths['unit']} per example)", ""]
+        return [*out, "De-identification was **disabled** for this run."]
+    out += [f"Total placeholders inserted: {redactions['total']}.", ""]
+    return out + (_table(("type", "count"), redactions["by_type"].items()) if redactions["by_type"] else [])
+
+
+def _lengths_md(lengths: Mapping[str, Any]) -> list[str]:
+    out = ["", f"## Lengths ({lengths['unit']} per example)", ""]
     stats = ("count", "min", "mean", "p50", "p95", "max")
     out += _table(("split", *stats), [(s, *(lengths[s][k] for k in stats)) for s in ("all", *SPLITS)])
     histograms = lengths.get("histogram", {})
@@ -310,23 +365,29 @@ def render_markdown(card: Mapping[str, Any]) -> str:
         out += ["", f"### Histogram ({lengths['unit']} per example)", ""]
         buckets = list(next(iter(histograms.values())))
         out += _table(("", *buckets), [(name, *(h[b] for b in buckets)) for name, h in histograms.items()])
-    if card.get("eval_only", {}).get("examples"):
-        info = card["eval_only"]
-        out += [
-            "",
-            "## Evaluation only",
-            "",
-            f"{info['examples']} examples without an answer key "
-            "(`eval_only.jsonl`), never trained on: "
-            + ", ".join(f"{k}: {v}" for k, v in info["by_task"].items())
-            + ".",
-        ]
-    if card.get("fertility"):
-        out += ["", "## Tokenizer fertility", ""]
-        out += _table(
-            ("language", "texts", "tokens per word", "tokens per character"),
-            [(lang, f["texts"], f["tokens_per_word"], f["tokens_per_char"]) for lang, f in card["fertility"].items()],
-        )
-    out += ["", "## Checks", ""]
-    out += [f"- {'✅' if ok else '❌'} {name.replace('_', ' ')}" for name, ok in card["invariants"].items()]
-    return "\n".join(out) + "\n"
+    return out
+
+
+def _eval_only_md(card: Mapping[str, Any]) -> list[str]:
+    if not card.get("eval_only", {}).get("examples"):
+        return []
+    info = card["eval_only"]
+    return [
+        "",
+        "## Evaluation only",
+        "",
+        f"{info['examples']} examples without an answer key "
+        "(`eval_only.jsonl`), never trained on: "
+        + ", ".join(f"{k}: {v}" for k, v in info["by_task"].items())
+        + ".",
+    ]
+
+
+def _fertility_md(card: Mapping[str, Any]) -> list[str]:
+    if not card.get("fertility"):
+        return []
+    out = ["", "## Tokenizer fertility", ""]
+    return out + _table(
+        ("language", "texts", "tokens per word", "tokens per character"),
+        [(lang, f["texts"], f["tokens_per_word"], f["tokens_per_char"]) for lang, f in card["fertility"].items()],
+    )
