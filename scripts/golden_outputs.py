@@ -141,12 +141,12 @@ def differences(old: Any, new: Any, where: str = "") -> list[str]:
 
 
 def main() -> int:
+    global REPO  # the checkout every step reads; --repo points it at another one
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("mode", choices=("record", "compare"))
     parser.add_argument("path", type=Path)
     parser.add_argument("--repo", type=Path, default=REPO, help="the checkout whose code runs (default: this one)")
     args = parser.parse_args()
-    global REPO
     REPO = args.repo.resolve()
     outputs = record()
     if args.mode == "record":
