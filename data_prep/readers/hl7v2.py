@@ -104,18 +104,9 @@ def _lab(message: hl7.Message, obx: hl7.Segment) -> dict[str, Any] | None:
 
 def message_record(source: str, location: str, segments: list[tuple[int, str]], lang: str | None) -> Record | Reject:
     """One message as a clinical Record: PID identity, PV1 stay, DG1 diagnoses, OBX results, NTE notes."""
-    for k, (lineno, segment) in enumerate(segments, start=1):
-        if has_bad_bytes(segment):
-            return Reject(source, location, "bad_encoding", f"segment {k} (line {lineno})")
-        if not SEGMENT.match(segment):
-            return Reject(source, location, "broken_segment", f"segment {k} (line {lineno})")
-    if not segments[0][1].startswith("MSH"):
-        return Reject(source, location, "missing_msh", "segment 1")
-    try:
-        message = hl7.parse("\r".join(s for _, s in segments))
-    except (hl7.ParseException, IndexError, ValueError):
-        return Reject(source, location, "invalid_hl7")
-    pid = None
+    message = _parsed(source, location, segments)
+    if isinstance(message, Reject):
+        return message
     try:
         pid = message.segment("PID")
     except KeyError:
@@ -124,6 +115,34 @@ def message_record(source: str, location: str, segments: list[tuple[int, str]], 
     if not patient_id:
         return Reject(source, location, "missing_field", "PID-3")
     fields: dict[str, Any] = {"message_type": _text(message, _field(message, "MSH", 9)).replace("^", " ")}
+    if patient := _patient(message, pid):
+        fields["patient"] = patient
+    record_lang = lang
+    if len(pid) > 15 and str(pid[15])[:2].lower() in SUPPORTED_LANGS and lang in (None, "auto"):
+        record_lang = str(pid[15])[:2].lower()
+    if (pv1 := _segment(message, "PV1")) is not None:
+        fields.update(_stay(message, pv1))
+    _add_findings(message, fields)
+    return Record(source=source, location=location, patient_id=patient_id, lang=record_lang or "auto", fields=fields)
+
+
+def _parsed(source: str, location: str, segments: list[tuple[int, str]]) -> hl7.Message | Reject:
+    """The message parsed, or why it cannot be: a bad or broken segment, no MSH first, not HL7."""
+    for k, (lineno, segment) in enumerate(segments, start=1):
+        if has_bad_bytes(segment):
+            return Reject(source, location, "bad_encoding", f"segment {k} (line {lineno})")
+        if not SEGMENT.match(segment):
+            return Reject(source, location, "broken_segment", f"segment {k} (line {lineno})")
+    if not segments[0][1].startswith("MSH"):
+        return Reject(source, location, "missing_msh", "segment 1")
+    try:
+        return hl7.parse("\r".join(s for _, s in segments))
+    except (hl7.ParseException, IndexError, ValueError):
+        return Reject(source, location, "invalid_hl7")
+
+
+def _patient(message: hl7.Message, pid: hl7.Segment) -> dict[str, str]:
+    """The patient's identity from PID: name, birth date, address, phone, national ID (those present)."""
     patient: dict[str, str] = {}
     if len(pid) > 5 and (name := " ".join(p for p in str(pid[5]).split("^")[:3] if p)):
         patient["full_name"] = message.unescape(name)
@@ -135,20 +154,25 @@ def message_record(source: str, location: str, segments: list[tuple[int, str]], 
         patient["phone"] = str(pid[13]).split("^")[0]
     if len(pid) > 19 and str(pid[19]):
         patient["national_id"] = str(pid[19])
-    if patient:
-        fields["patient"] = patient
-    record_lang = lang
-    if len(pid) > 15 and str(pid[15])[:2].lower() in SUPPORTED_LANGS and lang in (None, "auto"):
-        record_lang = str(pid[15])[:2].lower()
-    if (pv1 := _segment(message, "PV1")) is not None:
-        if len(pv1) > 3 and (ward := _component(pv1[3], 1)):
-            fields["department"] = message.unescape(ward)
-        if len(pv1) > 7 and (doctor := " ".join(p for p in str(pv1[7]).split("^")[1:3] if p)):
-            fields["doctor"] = message.unescape(doctor)
-        if len(pv1) > 44 and (admitted := _date(str(pv1[44]))):
-            fields["admission_date"] = admitted
-        if len(pv1) > 45 and (discharged := _date(str(pv1[45]))):
-            fields["discharge_date"] = discharged
+    return patient
+
+
+def _stay(message: hl7.Message, pv1: hl7.Segment) -> dict[str, str]:
+    """The stay from PV1: ward, attending doctor, admission and discharge dates (those present)."""
+    stay: dict[str, str] = {}
+    if len(pv1) > 3 and (ward := _component(pv1[3], 1)):
+        stay["department"] = message.unescape(ward)
+    if len(pv1) > 7 and (doctor := " ".join(p for p in str(pv1[7]).split("^")[1:3] if p)):
+        stay["doctor"] = message.unescape(doctor)
+    if len(pv1) > 44 and (admitted := _date(str(pv1[44]))):
+        stay["admission_date"] = admitted
+    if len(pv1) > 45 and (discharged := _date(str(pv1[45]))):
+        stay["discharge_date"] = discharged
+    return stay
+
+
+def _add_findings(message: hl7.Message, fields: dict[str, Any]) -> None:
+    """Diagnoses and codes (DG1), results and text reports (OBX), notes (NTE) and allergies (AL1) into ``fields``."""
     diagnoses, codes, labs, notes = [], [], [], []
     for seg in message:
         kind = str(seg[0])
@@ -177,7 +201,6 @@ def message_record(source: str, location: str, segments: list[tuple[int, str]], 
         fields["labs"] = labs
     if notes := [n for n in notes if n]:
         fields["note"] = "\n".join(notes)
-    return Record(source=source, location=location, patient_id=patient_id, lang=record_lang or "auto", fields=fields)
 
 
 def _segment(message: hl7.Message, name: str) -> hl7.Segment | None:
