@@ -1,15 +1,18 @@
-"""Schema of the data-preparation section of a recipe.
+"""Schema of the data-preparation section of a recipe, and `ConfigSection`, the base of every recipe section.
 
 One place says what a run may be told; ``extra="forbid"`` turns a typo into an error instead of a
-silently ignored setting.
+silently ignored setting. The base lives here, in the lower layer, so that the data section, the recipe and its
+eval section (in finetune) all validate the same way.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Lang = Literal["ru", "kk", "zh", "en"]
 SourceLang = Literal["ru", "kk", "zh", "en", "auto"]
@@ -46,12 +49,12 @@ LANGS: tuple[str, ...] = ("ru", "kk", "zh")
 SUPPORTED_LANGS: tuple[str, ...] = ("ru", "kk", "zh", "en")
 """Languages a record may be in: the clinics' three, and English for public sets and mixed use."""
 TASK_NAMES: tuple[str, ...] = ("structured_summary", "lab_explanation")
+"""Default tasks of clinical records (kept as the bundled demo's default)."""
 MAX_SEED = 2**32 - 1
 """numpy's seeds stop here; a larger one fails only once training starts."""
 MAX_WORKERS = 256
 MAX_TOKENS = 131_072
 """Gemma 3's context length: no example can be longer."""
-"""Default tasks of clinical records (kept as the bundled demo's default)."""
 
 RECORD_KIND_OF_FORMAT: dict[str, str] = {
     "clinic_records": "clinical",
@@ -85,10 +88,52 @@ DEFAULT_TASKS_OF_KIND: dict[str, tuple[str, ...]] = {
 }
 
 
-class _Config(BaseModel):
-    """Unknown keys, infinities and NaN are errors, and so is a bad value assigned later (e.g. by the CLI)."""
+class ConfigSection(BaseModel):
+    """Base of every config section: unknown keys, infinities and NaN are errors, and so is a bad value assigned
+    later (e.g. by the CLI). `describe_errors` says where each problem is and, for a mistyped key, the closest
+    valid one."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @classmethod
+    def describe_errors(cls, exc: ValidationError, whole: str) -> list[str]:
+        """One line per problem of validating this model: `dotted.key: problem`; `whole` names the model itself
+        when the problem is not about one key (e.g. "recipe")."""
+        return [_describe(cls, error, whole) for error in exc.errors()]
+
+
+def _model_at(root: type[BaseModel], path: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the field at `path` below `root` (for suggesting close keys)."""
+    model: type[BaseModel] | None = root
+    for key in path:
+        if model is None or not isinstance(key, str) or key not in model.model_fields:
+            return None
+        annotation = model.model_fields[key].annotation
+        candidates = getattr(annotation, "__args__", (annotation,))
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return model
+
+
+def _describe(root: type[BaseModel], error: Mapping[str, Any], whole: str) -> str:
+    loc = tuple(error["loc"])
+    dotted = ".".join(str(p) for p in loc) or whole
+    if error["type"] == "extra_forbidden":
+        owner = _model_at(root, loc[:-1])
+        hint = ""
+        if owner is not None:
+            close = difflib.get_close_matches(str(loc[-1]), list(owner.model_fields), n=1, cutoff=0.5)
+            if close:
+                hint = f"; did you mean {'.'.join([*map(str, loc[:-1]), close[0]])!r}?"
+            else:
+                hint = f"; valid keys here: {', '.join(owner.model_fields)}"
+        return f"{dotted}: unknown key{hint}"
+    if error["type"] == "missing":
+        return f"{dotted}: required field is missing"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    got = error.get("input")
+    if isinstance(got, dict | list) or error["type"] == "value_error":
+        return f"{dotted}: {message}"
+    return f"{dotted}: {message} (got {got!r})"
 
 
 def path_overlap(source: str | Path, out_dir: str | Path) -> str | None:
@@ -110,7 +155,7 @@ def default_tasks(fmt: str) -> list[str]:
     return list(DEFAULT_TASKS_OF_KIND[RECORD_KIND_OF_FORMAT[fmt]])
 
 
-class SourceConfig(_Config):
+class SourceConfig(ConfigSection):
 
     path: str | None = Field(
         default=None,
@@ -188,7 +233,7 @@ class SourceConfig(_Config):
         return self
 
 
-class DeidConfig(_Config):
+class DeidConfig(ConfigSection):
 
     enabled: bool = Field(default=True, description="Redact personal data from free text before use.")
     replace_with: Literal["placeholder", "surrogate"] = Field(
@@ -208,7 +253,7 @@ class DeidConfig(_Config):
     )
 
 
-class SplitConfig(_Config):
+class SplitConfig(ConfigSection):
 
     validation: float = Field(default=0.1, description="Share of patients held out for validation.")
     test: float = Field(default=0.1, description="Share of patients held out for the final test.")
@@ -230,7 +275,7 @@ class SplitConfig(_Config):
         return self
 
 
-class QualityConfig(_Config):
+class QualityConfig(ConfigSection):
 
     min_chars: int = Field(default=20, ge=0, description="Reject examples whose answer is shorter than this.")
     max_tokens: int | None = Field(
@@ -258,7 +303,7 @@ def _bundled_sources() -> list[SourceConfig]:
     return [SourceConfig(lang=lang) for lang in LANGS]  # type: ignore[arg-type]
 
 
-class PromptOverrides(_Config):
+class PromptOverrides(ConfigSection):
 
     system: dict[Lang, str] = Field(default_factory=dict, description="System prompt per language.")
     tasks: dict[TaskName, dict[Lang, str]] = Field(
@@ -266,7 +311,7 @@ class PromptOverrides(_Config):
     )
 
 
-class DataConfig(_Config):
+class DataConfig(ConfigSection):
 
     sources: list[SourceConfig] = Field(
         default_factory=_bundled_sources, description="Record files to read; default: the bundled samples."

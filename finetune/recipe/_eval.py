@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from data_prep.config import ConfigSection
 
 SuiteFormat = Literal["mcq", "yesno", "icd10", "extraction", "open_qa", "dialogue", "safety"]
 SUITE_FORMATS: tuple[str, ...] = ("mcq", "yesno", "icd10", "extraction", "open_qa", "dialogue", "safety")
@@ -17,12 +19,8 @@ it often does), and McNemar's test has almost no power; such groups keep their n
 """
 
 
-class _EvalSection(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class SuiteConfig(_EvalSection):
-    """One evaluation set in a public benchmark format (see finetune/eval_suites.py for the fields read)."""
+class SuiteConfig(ConfigSection):
+    """One evaluation set in a public benchmark format (see finetune/eval/_suites.py for the fields read)."""
 
     format: SuiteFormat = Field(
         description="mcq (MedQA/MedMCQA/RuMedTest-style exams), yesno (PubMedQA/RuMedDaNet: question + context), "
@@ -46,7 +44,7 @@ def bundled_suites() -> list[SuiteConfig]:
     return [SuiteConfig(format=name) for name in SUITE_FORMATS]  # type: ignore[arg-type]
 
 
-class JudgeConfig(_EvalSection):
+class JudgeConfig(ConfigSection):
     """A judge model behind an OpenAI-compatible endpoint that compares base and tuned answers side by side.
 
     The judge sees the prompts, references and answers: point it only at a server inside the clinic.
@@ -59,7 +57,7 @@ class JudgeConfig(_EvalSection):
     max_tokens: int = Field(512, ge=1)
 
 
-class EvalConfig(_EvalSection):
+class EvalConfig(ConfigSection):
     """Before/after evaluation on the test split and benchmark suites, through the serving API."""
 
     max_examples: int | None = Field(None, ge=1, description="Evaluate at most this many test examples.")

@@ -8,16 +8,15 @@ validation, so the resolved recipe written next to each output is exactly what r
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from data_prep.config import MAX_SEED, MAX_TOKENS, DataConfig, path_overlap
+from data_prep.config import MAX_SEED, MAX_TOKENS, ConfigSection, DataConfig, path_overlap
 from finetune.recipe._eval import EvalConfig
 
 RESOLVED_RECIPE_NAME = "recipe.resolved.yaml"
@@ -27,13 +26,7 @@ class RecipeError(ValueError):
     """A recipe that cannot be used; the message says where and how to fix it."""
 
 
-class _Section(BaseModel):
-    """Unknown keys, infinities and NaN are errors, and so is a bad value assigned later (e.g. by the CLI)."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
-
-
-class TinyModelConfig(_Section):
+class TinyModelConfig(ConfigSection):
     """How to build the local tiny base when `model.base` does not exist yet (demo and tests)."""
 
     variant: Literal["causal", "image_text"] = Field(
@@ -54,7 +47,7 @@ class TinyModelConfig(_Section):
     num_layers: int = Field(2, ge=1, le=64)
 
 
-class ModelConfig(_Section):
+class ModelConfig(ConfigSection):
     """The base model and how it is loaded for training."""
 
     base: str = Field(description="Hub id (e.g. google/medgemma-4b-it) or a local directory.")
@@ -83,7 +76,7 @@ class ModelConfig(_Section):
         return value
 
 
-class LoraConfig(_Section):
+class LoraConfig(ConfigSection):
     """The LoRA adapter."""
 
     r: int = Field(16, ge=1, le=1024)
@@ -97,7 +90,7 @@ class LoraConfig(_Section):
     )
 
 
-class TrainConfig(_Section):
+class TrainConfig(ConfigSection):
     """Optimisation; fields mirror TRL's SFTConfig names where one exists."""
 
     num_train_epochs: float = Field(1.0, gt=0, le=1000)
@@ -152,7 +145,7 @@ class TrainConfig(_Section):
     run_name: str | None = Field(None, description="Run name in wandb and TensorBoard (default: the recipe name).")
 
 
-class ExportConfig(_Section):
+class ExportConfig(ConfigSection):
     """Merging the adapter into full-precision base weights, and the formats written next to the checkpoint."""
 
     enabled: bool = True
@@ -185,7 +178,7 @@ class ExportConfig(_Section):
         return value.strip()
 
 
-class ServeConfig(_Section):
+class ServeConfig(ConfigSection):
     """The OpenAI-compatible HTTP server."""
 
     host: str = Field("127.0.0.1", description="Bind address; loopback unless you mean to expose it.")
@@ -207,7 +200,7 @@ class ServeConfig(_Section):
     )
 
 
-class Recipe(_Section):
+class Recipe(ConfigSection):
     """A whole run: data → adapter → merged model → evaluation report."""
 
     name: str
@@ -307,40 +300,6 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model that owns the field at `path` (for suggesting close keys)."""
-    model: type[BaseModel] | None = Recipe
-    for key in path:
-        if model is None or not isinstance(key, str) or key not in model.model_fields:
-            return None
-        annotation = model.model_fields[key].annotation
-        candidates = getattr(annotation, "__args__", (annotation,))
-        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-    return model
-
-
-def _describe(error: dict[str, Any]) -> str:
-    loc = tuple(error["loc"])
-    dotted = ".".join(str(p) for p in loc) or "recipe"
-    if error["type"] == "extra_forbidden":
-        owner = _model_at(loc[:-1])
-        hint = ""
-        if owner is not None:
-            close = difflib.get_close_matches(str(loc[-1]), list(owner.model_fields), n=1, cutoff=0.5)
-            if close:
-                hint = f"; did you mean {'.'.join([*map(str, loc[:-1]), close[0]])!r}?"
-            else:
-                hint = f"; valid keys here: {', '.join(owner.model_fields)}"
-        return f"{dotted}: unknown key{hint}"
-    if error["type"] == "missing":
-        return f"{dotted}: required field is missing"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    got = error.get("input")
-    if isinstance(got, dict | list) or error["type"] == "value_error":
-        return f"{dotted}: {message}"
-    return f"{dotted}: {message} (got {got!r})"
-
-
 def validate_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
     """Validate a raw mapping; every problem is reported at once, one per line."""
     if not isinstance(raw, dict):
@@ -348,7 +307,7 @@ def validate_recipe(raw: dict[str, Any], source: str = "recipe") -> Recipe:
     try:
         return Recipe.model_validate(raw)
     except ValidationError as exc:
-        lines = [_describe(err) for err in exc.errors()]
+        lines = Recipe.describe_errors(exc, whole="recipe")
         raise RecipeError(f"{source}: invalid recipe\n  " + "\n  ".join(lines)) from None
 
 
