@@ -13,6 +13,8 @@ import transformers
 from safetensors import safe_open
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from finetune.recipe import refuse_float16
+
 END_OF_TURN = "<end_of_turn>"
 START_OF_TURN = "<start_of_turn>"
 IMAGE_MARKERS = ("<start_of_image>", "<end_of_image>", "<image_soft_token>")
@@ -44,15 +46,12 @@ class AdapterContentError(RuntimeError):
 def resolve_compute_dtype(
     requested: str, device_type: str, bf16_supported: Callable[[], bool] | None = None
 ) -> torch.dtype:
-    """bf16 on GPU, fp32 on CPU; fp16 is refused because Gemma 3 activations overflow in it (NaN losses).
+    """bf16 on GPU, fp32 on CPU; fp16 is refused (by the recipe's one refusal) because Gemma 3 activations overflow
+    in it (NaN losses).
 
     A GPU without bf16 (before Ampere) is refused too rather than silently falling back to fp16.
     """
-    if requested in ("float16", "fp16", "half"):
-        raise ValueError(
-            "float16 is not supported for Gemma 3: its activations overflow fp16 and the loss turns NaN. "
-            "Use bfloat16 on GPU (Ampere or newer) or float32 on CPU."
-        )
+    refuse_float16(requested)
     dtype = {"auto": torch.bfloat16 if device_type == "cuda" else torch.float32,
              "bfloat16": torch.bfloat16, "float32": torch.float32}[requested]
     if device_type == "cuda" and dtype is torch.bfloat16:

@@ -10,6 +10,7 @@ from finetune.recipe._schema import (
     TinyModelConfig,
     apply_profile,
     load_recipe,
+    refuse_float16,
     validate_recipe,
     write_resolved,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "TinyModelConfig",
     "apply_profile",
     "load_recipe",
+    "refuse_float16",
     "suite_label",
     "validate_recipe",
     "write_resolved",

@@ -20,10 +20,21 @@ from data_prep.config import MAX_SEED, MAX_TOKENS, ConfigSection, DataConfig, pa
 from finetune.recipe._eval import EvalConfig
 
 RESOLVED_RECIPE_NAME = "recipe.resolved.yaml"
+FLOAT16_NAMES = ("float16", "fp16", "half")
 
 
 class RecipeError(ValueError):
     """A recipe that cannot be used; the message says where and how to fix it."""
+
+
+def refuse_float16(dtype_name: object) -> None:
+    """The one float16 refusal, for the recipe and for whoever picks a compute dtype: Gemma 3's activations overflow
+    fp16, so a run in it ends in NaN losses."""
+    if isinstance(dtype_name, str) and dtype_name.lower() in FLOAT16_NAMES:
+        raise ValueError(
+            "float16 is refused: Gemma 3 activations overflow fp16 and the loss turns NaN; use bfloat16 on GPU "
+            "(Ampere or newer) or auto (bfloat16 on GPU, float32 on CPU)"
+        )
 
 
 class TinyModelConfig(ConfigSection):
@@ -68,11 +79,7 @@ class ModelConfig(ConfigSection):
     @field_validator("compute_dtype", mode="before")
     @classmethod
     def _no_float16(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.lower() in ("float16", "fp16", "half"):
-            raise ValueError(
-                "float16 is refused: Gemma 3 activations overflow fp16 and the loss turns NaN; use bfloat16 on GPU "
-                "(Ampere or newer) or auto (bfloat16 on GPU, float32 on CPU)"
-            )
+        refuse_float16(value)
         return value
 
 

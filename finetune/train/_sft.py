@@ -272,7 +272,6 @@ def build_trainer(recipe: Recipe, callbacks: Sequence[TrainerCallback] = ()) -> 
         processing_class=processing,
         peft_config=peft_config,
         callbacks=[*_callbacks(recipe, adapter_dir), *callbacks],
-        compute_dtype=resolve_compute_dtype(recipe.model.compute_dtype, device_type()),
     )
     collator = trainer.data_collator
     if packing and model.config._attn_implementation != "flash_attention_2":

@@ -33,12 +33,9 @@ def peak_memory_gib() -> tuple[float, str]:
     return peak_kib / 2**20, "RSS"
 
 
-def non_finite_loss_message(value: float, step: int, learning_rate: float, max_grad_norm: float,
-                            dtype: torch.dtype | None) -> str:
+def non_finite_loss_message(value: float, step: int, learning_rate: float, max_grad_norm: float) -> str:
     kind = "infinite" if math.isinf(value) else "NaN"  # a finite value here means another rank's loss was NaN
-    if dtype is torch.float16:
-        cause = "float16 overflows in Gemma 3's activations; train in bfloat16 (GPU) or float32 (CPU)"
-    elif step <= 1:
+    if step <= 1:
         cause = (
             "it was already non-finite before any update, so the base weights or the inputs are at fault: check the "
             "checkpoint (a corrupt download or a bad quantization) and model.compute_dtype"
@@ -54,9 +51,8 @@ def non_finite_loss_message(value: float, step: int, learning_rate: float, max_g
 class GuardedSFTTrainer(SFTTrainer):
     """SFTTrainer that refuses to go on after a non-finite loss and reports throughput and memory."""
 
-    def __init__(self, *args: Any, compute_dtype: torch.dtype | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.compute_dtype = compute_dtype
         self._rate_mark: tuple[float, int] | None = None
 
     def training_step(self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
@@ -70,7 +66,7 @@ class GuardedSFTTrainer(SFTTrainer):
         if bool(bad > 0):
             raise NonFiniteLossError(non_finite_loss_message(
                 float(loss.detach().float().sum()), self.state.global_step + 1, self.args.learning_rate,
-                self.args.max_grad_norm, self.compute_dtype,
+                self.args.max_grad_norm,
             ))
         return loss
 
