@@ -1,17 +1,18 @@
-"""The stages in order. Each reads only what the previous one wrote to disk, so any can be re-run alone."""
+"""The stages of a run in order, as one table: `medtune run` walks it and each `medtune VERB` runs its own stage
+from it. Each stage reads only what the previous one wrote to disk, so any can be re-run alone."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from finetune.recipe import Recipe, write_resolved
 
 log = logging.getLogger(__name__)
-
-STAGES = ("prepare", "train", "export", "eval")
 
 
 def ensure_base_model(recipe: Recipe) -> None:
@@ -44,6 +45,7 @@ def prepare_stage(recipe: Recipe) -> dict[str, Any]:
 
 
 def train_stage(recipe: Recipe, resume: bool = False) -> Path:
+    """Train the adapter (building the tiny base first where the recipe asks for one); returns its directory."""
     ensure_base_model(recipe)
     from finetune.train import train
 
@@ -51,21 +53,51 @@ def train_stage(recipe: Recipe, resume: bool = False) -> Path:
 
 
 def export_stage(recipe: Recipe) -> Path:
+    """Merge the adapter and write the export bundle; returns its directory."""
     from finetune.export import export
 
     return export(recipe)
 
 
-def eval_stage(recipe: Recipe, endpoint: str | None = None, api_key: str | None = None) -> Path:
+def eval_stage(recipe: Recipe, **options: Any) -> Path:
+    """Evaluate base and tuned; `options` are `finetune.eval.evaluate`'s keyword arguments (endpoint, api_key,
+    model, …), passed on as given. Returns the evaluation directory."""
     from finetune.eval import evaluate
 
-    return evaluate(recipe, endpoint=endpoint, api_key=api_key)
+    return evaluate(recipe, **options)
+
+
+def _always(recipe: Recipe) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a run: `run(recipe, **options)` does it; `in_run(recipe)` says whether `medtune run` does it."""
+
+    name: str
+    run: Callable[..., Any]
+    in_run: Callable[[Recipe], bool] = _always
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("prepare", prepare_stage),
+    Stage("train", train_stage),
+    Stage("export", export_stage, in_run=lambda recipe: recipe.export.enabled),
+    Stage("eval", eval_stage),
+)
+_STAGE_NAMED = {stage.name: stage for stage in STAGES}
+
+
+def run_stage(name: str, recipe: Recipe, **options: Any) -> Any:
+    """Run the stage called `name` alone, with its options (e.g. `resume=True` for train)."""
+    return _STAGE_NAMED[name].run(recipe, **options)
 
 
 def run_all(recipe: Recipe) -> Path:
-    """prepare → train → export → eval; returns the evaluation directory."""
-    prepare_stage(recipe)
-    train_stage(recipe)
-    if recipe.export.enabled:
-        export_stage(recipe)
-    return eval_stage(recipe)
+    """prepare → train → export (when export.enabled) → eval; returns the evaluation directory."""
+    result: Any = None
+    for stage in STAGES:
+        if stage.in_run(recipe):
+            result = stage.run(recipe)
+    return result
