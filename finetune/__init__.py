@@ -1,4 +1,4 @@
-"""medtune's training, export, serving and evaluation stages (`medtune` is `finetune.cli._commands:main`)."""
+"""medtune's training, export, serving and evaluation stages (`medtune` is `finetune.cli:main`)."""
 
 from finetune import offline
 

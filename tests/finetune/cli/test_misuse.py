@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from data_prep.samples import bundled_path
-from finetune.cli._commands import DESCRIPTIONS, build_parser, main
+from finetune.cli import build_parser, main
+from finetune.cli._parser import VERBS
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -26,10 +27,10 @@ def export_file(path: Path, records: int = 4) -> Path:
 
 def test_every_verb_is_covered_by_the_help_tests() -> None:
     verbs = next(a for a in build_parser()._actions if a.dest == "verb").choices
-    assert set(verbs) == set(DESCRIPTIONS)
+    assert set(verbs) == set(VERBS)
 
 
-@pytest.mark.parametrize("verb", [None, *DESCRIPTIONS])
+@pytest.mark.parametrize("verb", [None, *VERBS])
 def test_help_prints_and_exits_zero(verb: str | None, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([verb, "--help"] if verb else ["--help"])
