@@ -34,8 +34,7 @@ from trl.chat_template_utils import gemma3_chat_template
 from data_prep.samples import bundled_example_texts, bundled_texts
 from finetune.recipe import TinyModelConfig
 
-# Gemma's fixed ids for the first pieces, then the turn and image markers the chat template and processor use.
-SPECIAL_PIECES = ("<pad>", "<eos>", "<bos>", "<unk>")
+# The turn and image markers the chat template and processor use (Gemma's pad/eos/bos/unk come first, at fixed ids).
 USER_SYMBOLS = (
     "<mask>", "<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>", "<image_soft_token>",
 )

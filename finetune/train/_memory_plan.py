@@ -23,7 +23,7 @@ NF4_DOUBLE_QUANT_BYTES_PER_PARAM = 0.5 + 1 / 64 + 4 / (64 * 256)  # absmax itsel
 OPTIMIZER_BYTES = {"adamw_torch": 8.0, "adamw_torch_fused": 8.0, "paged_adamw_8bit": 2.0, "adamw_8bit": 2.0,
                    "paged_adamw_32bit": 8.0, "adafactor": 4.0, "sgd": 0.0}
 LORA_MASTER_BYTES = 4 + 4  # PEFT keeps adapter weights and their gradients in fp32
-# bf16 logits + their fp32 upcast and log-softmax for the loss; 10 bytes per element measured on an H100.
+# bf16 logits (2 bytes) + their fp32 upcast (4) and log-softmax (4) for the loss.
 FULL_LOGITS_BYTES_PER_ELEMENT = 10
 # bitsandbytes' paged optimizers keep their state in managed memory that can be evicted to the host: reported
 # apart, not in the allocator peak.
