@@ -56,9 +56,6 @@ READERS: dict[str, Reader] = {
 }
 """Format name (``SourceConfig.format``) → reader ``(path, lang=None, source=None)``."""
 
-ROW_FORMATS = ("clinic_records", "exam", "chat", "glossary", "dialogue")
-
-
 def _format_of_keys(keys: set[str]) -> str | None:
     """The content format a row's keys (after heading synonyms) point at."""
     lowered = {k.lower() for k in keys}

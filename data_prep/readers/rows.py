@@ -8,7 +8,6 @@ line, the array index, the sheet and row.
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 import ijson
 
 from data_prep.readers.errors import SourceError
-from data_prep.readers.textio import detect_encoding, has_bad_bytes, open_text
+from data_prep.readers.textio import Reencoded, detect_encoding, has_bad_bytes, open_text
 from data_prep.records import Reject
 
 CONTAINER_OF_SUFFIX: dict[str, str] = {
@@ -138,28 +137,6 @@ def _jsonl_rows(path: Path, encoding: str) -> Iterator[Header | Row | Reject]:
             yield Row(location, obj, len(line))
 
 
-class _Reencoded(io.RawIOBase):
-    """A text stream seen as UTF-8 bytes, so that ijson and line splitting work on any source encoding."""
-
-    def __init__(self, text: Any) -> None:
-        self._text = text
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while len(self._pending) < len(buffer):
-            chunk = self._text.read(64 * 1024)
-            if not chunk:
-                break
-            self._pending += chunk.encode("utf-8", errors="surrogatepass")
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-
 def _first_char(path: Path, encoding: str) -> str:
     with open_text(path, encoding) as handle:
         while chunk := handle.read(4096):
@@ -189,7 +166,7 @@ def _top_level_list_key(path: Path, encoding: str) -> str | None:
     with open_text(path, encoding) as handle:
         key = None
         try:
-            for prefix, event, value in ijson.parse(_Reencoded(handle)):
+            for prefix, event, value in ijson.parse(Reencoded(handle)):
                 if prefix == "" and event == "map_key":
                     key = value
                 elif key is not None and prefix == key:
@@ -220,7 +197,7 @@ def _json_rows(path: Path, encoding: str) -> Iterator[Header | Row | Reject]:
     index = -1
     with open_text(path, encoding) as handle:
         try:
-            for index, obj in enumerate(ijson.items(_Reencoded(handle), prefix, use_float=True)):
+            for index, obj in enumerate(ijson.items(Reencoded(handle), prefix, use_float=True)):
                 location = f"{name}:{label}[{index}]" if prefix else f"{name}:1"
                 if not isinstance(obj, dict):
                     yield Reject(name, location, "not_an_object")

@@ -12,7 +12,7 @@ import codecs
 import io
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from charset_normalizer import from_bytes
 
@@ -140,3 +140,25 @@ def iter_lines(path: Path, encoding: str) -> Iterator[tuple[int, str]]:
 def has_bad_bytes(text: str) -> bool:
     """Whether decoding had to replace bytes: such a line is rejected, never half-read."""
     return REPLACEMENT in text
+
+
+class Reencoded(io.RawIOBase):
+    """A text stream seen as UTF-8 bytes, so that ijson and line splitting work on any source encoding."""
+
+    def __init__(self, text: Any) -> None:
+        self._text = text
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while len(self._pending) < len(buffer):
+            chunk = self._text.read(64 * 1024)
+            if not chunk:
+                break
+            self._pending += chunk.encode("utf-8", errors="surrogatepass")
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
