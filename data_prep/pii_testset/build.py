@@ -8,11 +8,11 @@ numbers that fail the checksums) so that precision is measured too.
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 from data_prep.deid import fake_cn_resident, fake_iin, fake_inn, fake_oms, fake_snils
+from data_prep.files import write_jsonl
 
 HERE = Path(__file__).parent
 NOTES_PER_LANG = 45
@@ -238,9 +238,7 @@ def build(seed: int = 20240312) -> dict[str, list[dict]]:
 
 def main() -> None:
     for lang, rows in build().items():
-        with (HERE / f"{lang}.jsonl").open("w", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        write_jsonl(HERE / f"{lang}.jsonl", rows)
         print(lang, len(rows), "notes,", sum(len(r["spans"]) for r in rows), "spans")
 
 
