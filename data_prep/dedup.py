@@ -167,8 +167,7 @@ class NearDuplicateIndex:
 
     The number and width of the bands are datasketch's choice for the threshold (those that minimise its
     false-positive plus false-negative probability; 3 bands of 21 values at 0.9); each band keeps only the set
-    of its values seen (the main process's peak at 100,000 notes: ~550 MiB, against ~730 with datasketch's own
-    index; BENCHMARKS.md)."""
+    of its values seen, which takes less memory than datasketch's own index (BENCHMARKS.md)."""
 
     def __init__(self, threshold: float) -> None:
         lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
