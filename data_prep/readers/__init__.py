@@ -34,8 +34,11 @@ __all__ = [
     "READERS",
     "REQUIRED_FIELDS",
     "TEXT_FIELDS",
+    "Header",
+    "Row",
     "SourceError",
     "detect_format",
+    "iter_rows",
     "read_clinic_records",
     "read_source",
 ]
