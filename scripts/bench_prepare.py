@@ -27,6 +27,7 @@ from pathlib import Path
 
 from data_prep.config import DataConfig
 from data_prep.deid import fake_cn_resident, fake_iin, fake_snils
+from data_prep.files import jsonl_line
 from data_prep.prepare import prepare
 
 RU = (
@@ -143,7 +144,7 @@ def generate(path: Path, count: int, seed: int = 0) -> None:
                 "prescriptions": rng.sample(DRUGS[lang], rng.randint(1, 3)),
                 "recommendations": ". ".join([*rng.sample(ADVICE[lang], 2), VISIT[lang].format(n=n)]),
             }
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            handle.write(jsonl_line(row))
 
 
 TASKS_RUN = ("structured_summary", "lab_explanation")
