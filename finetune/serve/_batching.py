@@ -15,9 +15,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from finetune.serve._engine import ChatModel, Completion, GenerationRequest, Sampling
-
-_GREEDY = Sampling()
+from finetune.serve._decoding import GREEDY, GenerationRequest, Sampling
+from finetune.serve._engine import ChatModel, Completion
 
 
 @dataclass
@@ -52,7 +51,7 @@ class MicroBatcher:
         self._closed = False
         self._thread: threading.Thread | None = None
 
-    def submit(self, request: GenerationRequest, sampling: Sampling = _GREEDY) -> Future[Completion]:
+    def submit(self, request: GenerationRequest, sampling: Sampling = GREEDY) -> Future[Completion]:
         future: Future[Completion] = Future()
         with self._ready:
             if self._closed:

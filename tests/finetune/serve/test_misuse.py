@@ -16,8 +16,10 @@ import httpx
 import pytest
 import torch
 
-from finetune.serve._app import DEFAULT_MAX_BODY_BYTES, MAX_MESSAGES, BackgroundServer, create_app
-from finetune.serve._engine import AdapterError, ChatModel
+from finetune.serve._app import BackgroundServer, create_app
+from finetune.serve._engine import ChatModel
+from finetune.serve._protocol import DEFAULT_MAX_BODY_BYTES, MAX_MESSAGES
+from finetune.serve._weights import AdapterError
 
 SMALL_LIMIT = 128 * 1024
 LONG_TEXT = "Гемоглобин 98 г/л, ферритин снижен, назначено железо. "

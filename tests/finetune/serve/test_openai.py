@@ -15,7 +15,8 @@ import torch
 
 from finetune.serve._app import BackgroundServer, create_app
 from finetune.serve._batching import MicroBatcher
-from finetune.serve._engine import ChatModel, GenerationRequest, Sampling
+from finetune.serve._decoding import GenerationRequest, Sampling
+from finetune.serve._engine import ChatModel
 
 PROMPTS = [
     [{"role": "user", "content": "Гемоглобин 98 г/л — это нормально?"}],
@@ -61,7 +62,7 @@ def test_shared_weights_serve_base_and_adapter_like_separate_models(trained_reci
 def test_one_server_holds_base_adapters_and_merged_models(trained_recipe, recipe_factory, tmp_path) -> None:
     import shutil
 
-    from finetune.serve._app import models_for_recipe
+    from finetune.serve._loading import models_for_recipe
 
     recipe = recipe_factory(tmp_path / "run", trained_recipe.model.base, eval={"tuned": "adapter"})
     shutil.copytree(trained_recipe.adapter_dir, recipe.adapter_dir, ignore=shutil.ignore_patterns("checkpoints"))

@@ -14,7 +14,8 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from finetune.serve._app import BackgroundServer, create_app
-from finetune.serve._engine import ChatModel, combined_fingerprint, weights_fingerprint
+from finetune.serve._engine import ChatModel
+from finetune.serve._weights import combined_fingerprint, weights_fingerprint
 
 CONVERSATIONS = [
     [{"role": "user", "content": "Гемоглобин 98 г/л — это нормально?"}],
