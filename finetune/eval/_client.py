@@ -10,7 +10,6 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +19,7 @@ from openai import OpenAI
 from finetune.eval._cache import GenerationCache, cache_key
 
 Messages = list[dict[str, Any]]
+MODEL_ROLES = ("base", "tuned")  # the two models an evaluation compares
 
 
 class EndpointError(RuntimeError):
@@ -156,28 +156,6 @@ class APIClient:
         return [{"nll": row["nll"], "tokens": row["tokens"]} for row in response.json()["data"]]
 
 
-def endpoint_identity(client: APIClient, model: str, cache_tag: str | None = None) -> tuple[str, str]:
-    """What the cache keys `model`'s answers by at this endpoint, and how the weights were identified.
-
-    The server is always asked first (so a refused key or a stopped server fails the run): the weights
-    fingerprint that medtune's server publishes in /v1/models identifies the weights exactly; elsewhere
-    `cache_tag` names them, and failing that a short probe answer does. Endpoint and name are in every key.
-    """
-    entry = client.require_model(model)
-    published = entry.get("fingerprint") if entry else None
-    parts, how = [f"{client.base_url}#{model}"], []
-    if isinstance(published, str) and published:
-        parts.append(f"weights:{published}")
-        how.append("weights fingerprint")
-    if cache_tag:
-        parts.append(f"tag:{cache_tag}")
-        how.append(f"cache tag {cache_tag!r}")
-    if not how:
-        parts.append(f"probe:{client.probe(model)}")
-        how.append("probe answer")
-    return "#".join(parts), " and ".join(how)
-
-
 class ServedModel:
     """A model as the evaluation reaches it: which endpoint, which name, and what identifies its weights.
 
@@ -251,21 +229,3 @@ class ServedModel:
                 results[index] = row
                 cache.put(keys[index], row)  # type: ignore[arg-type]
         return results
-
-
-def fingerprint(*paths: str | Path) -> str:
-    """Identity of local weights: file names, sizes and modification times (a retrained model gets a new one).
-
-    A path that is not a local directory (a hub id) identifies itself.
-    """
-    digest = hashlib.sha256()
-    for path in paths:
-        root = Path(path)
-        digest.update(str(path).encode())
-        if not root.is_dir():
-            continue
-        for file in sorted(root.iterdir()):
-            if file.is_file() and file.suffix in (".safetensors", ".json", ".model", ".bin", ".gguf"):
-                stat = file.stat()
-                digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:16]

@@ -7,15 +7,18 @@ as the judge's position inconsistency.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
 
 from finetune.eval._cache import GenerationCache
-from finetune.eval._client import ServedModel
+from finetune.eval._client import APIClient, ServedModel
+from finetune.eval._metrics import Answer
+from finetune.eval._served import identify
 from finetune.eval._stats import mean_ci, sign_test, too_few
 from finetune.eval._suites import EvalItem
-from finetune.recipe import MIN_PAIRED_EXAMPLES
+from finetune.recipe import MIN_PAIRED_EXAMPLES, Recipe, RecipeError
 
 LANGUAGE_NAMES = {"ru": "Russian", "kk": "Kazakh", "zh": "Chinese", "en": "English"}
 
@@ -108,7 +111,7 @@ def summarise_verdicts(rows: Sequence[dict[str, Any]], n_resamples: int, confide
 
     Position-inconsistent and unparsed items count as ties in the preference: a judge that cannot decide the
     same way twice has not shown a difference. Below `min_n` judged items nothing is called significant, as in
-    `eval_stats.compare`, and `reason` says why.
+    `_stats.compare`, and `reason` says why.
     """
     counts = {key: sum(r["outcome"] == key for r in rows) for key in ("tuned", "base", "tie", "inconsistent",
                                                                       "unparsed")}
@@ -129,3 +132,43 @@ def summarise_verdicts(rows: Sequence[dict[str, Any]], n_resamples: int, confide
         "significant": p_value < 1 - confidence and too_few(len(rows), min_n) is None,
         "reason": too_few(len(rows), min_n),
     }
+
+
+def judge_for_recipe(
+    recipe: Recipe, items: Sequence[EvalItem], answers: dict[str, list[Answer]], cache: GenerationCache,
+    concurrency: int,
+) -> dict[str, Any]:
+    """Judge base against tuned on the free-text and safety items, with the judge set in eval.judge."""
+    config = recipe.eval.judge
+    assert config is not None
+    key = None
+    if config.api_key_env:
+        key = os.environ.get(config.api_key_env)
+        if not key:
+            raise RecipeError(f"eval.judge.api_key_env: environment variable {config.api_key_env} is not set")
+    chosen = _spread([n for n, i in enumerate(items) if i.kind in ("free_text", "safety")], items,
+                     config.max_items)
+    client = APIClient(config.endpoint, key)
+    identity, _ = identify(client, config.model, None, cache.path is not None)
+    judge = ServedModel("judge", config.model, identity, lambda: client)
+    return judge_answers(
+        judge, [items[n] for n in chosen], [answers["base"][n].text for n in chosen],
+        [answers["tuned"][n].text for n in chosen], cache, concurrency, config.max_tokens,
+        recipe.eval.bootstrap_resamples, recipe.eval.confidence, recipe.eval.seed, recipe.eval.min_paired_examples,
+    )
+
+
+def _spread(indices: list[int], items: Sequence[EvalItem], limit: int | None) -> list[int]:
+    """Up to `limit` items, taken in turn from each task so that no task crowds the others out."""
+    if limit is None or len(indices) <= limit:
+        return indices
+    by_task: dict[str, list[int]] = {}
+    for n in indices:
+        by_task.setdefault(items[n].task, []).append(n)
+    chosen: list[int] = []
+    queues = list(by_task.values())
+    while len(chosen) < limit:
+        for queue in queues:
+            if queue and len(chosen) < limit:
+                chosen.append(queue.pop(0))
+    return sorted(chosen)

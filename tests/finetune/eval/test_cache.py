@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from finetune.eval._client import APIClient, EndpointError, endpoint_identity
+from finetune.eval._client import APIClient, EndpointError
 from finetune.eval._run import evaluate
+from finetune.eval._served import endpoint_identity
 from finetune.models._tiny import build_tiny_model
 from finetune.recipe._schema import TinyModelConfig
 from finetune.serve._app import BackgroundServer, create_app

@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 
 from finetune.eval._metrics import Answer, GlossaryTerm
-from finetune.eval._report import render_html, render_markdown
-from finetune.eval._run import build_report
+from finetune.eval._report_html import render_html
+from finetune.eval._report_md import render_markdown
 from finetune.eval._suites import EvalItem
+from finetune.eval._summary import build_report
 
 OPTIONS = {"А": "Адреналин", "Б": "Дексаметазон"}
 SECRET = "Иванову назначен адреналин"  # stands for clinic text that must stay out of report.md

@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from finetune.eval._suites import (
-    SuiteError,
-    bundled_glossary_path,
-    load_glossary,
-    load_suite,
-    load_test_split,
-    read_objects,
-)
+from finetune.eval._suite_files import SuiteError, bundled_glossary_path, load_glossary, read_objects
+from finetune.eval._suites import load_suite, load_test_split
 from finetune.recipe._eval import SUITE_FORMATS, EvalConfig, SuiteConfig
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from finetune.eval._client import fingerprint
 from finetune.eval._run import evaluate
+from finetune.eval._served import fingerprint
 from finetune.recipe._eval import SUITE_FORMATS
 
 
