@@ -17,6 +17,16 @@ from finetune.recipe import Recipe
 
 HAI_DEF_TERMS = "https://developers.google.com/health-ai-developer-foundations/terms"
 LANGUAGE_NAMES = {"ru": "Russian", "kk": "Kazakh", "zh": "Chinese"}
+INTENDED_USE = (
+    "- For research and for building supervised clinical-documentation tools: drafting, terminology, "
+    "summaries that a qualified clinician reviews.",
+    "- **Not a medical device.** Not validated for diagnosis, treatment or triage, and not to be used for "
+    "clinical decisions without appropriate validation, adaptation and clinical oversight.",
+    "- Trained on a limited set of de-identified records from specific clinics; it can be wrong, out of "
+    "date or biased towards those clinics' practice and populations, and it can state errors fluently.",
+    "- Evaluate on your own data before any use; the numbers below come from a small held-out split.",
+    "- Use is subject to the Health AI Developer Foundations terms (see `NOTICE`).",
+)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -183,14 +193,7 @@ def render_model_card(recipe: Recipe, merge: dict[str, Any], formats: dict[str, 
         "",
         "## Intended use and limits",
         "",
-        "- For research and for building supervised clinical-documentation tools: drafting, terminology, "
-        "summaries that a qualified clinician reviews.",
-        "- **Not a medical device.** Not validated for diagnosis, treatment or triage, and not to be used for "
-        "clinical decisions without appropriate validation, adaptation and clinical oversight.",
-        "- Trained on a limited set of de-identified records from specific clinics; it can be wrong, out of "
-        "date or biased towards those clinics' practice and populations, and it can state errors fluently.",
-        "- Evaluate on your own data before any use; the numbers below come from a small held-out split.",
-        "- Use is subject to the Health AI Developer Foundations terms (see `NOTICE`).",
+        *INTENDED_USE,
         "",
         "## Base model",
         "",
