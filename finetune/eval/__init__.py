@@ -1,9 +1,15 @@
-"""Before/after evaluation through an OpenAI-compatible API: suites, client, answer cache, answer parsing,
-metrics, paired statistics, the judge and the report (`evaluate` runs it all)."""
+"""Before/after evaluation through an OpenAI-compatible API.
+
+`evaluate` sends the recipe's test split and benchmark suites to the base and tuned models (medtune's own
+server, or any endpoint), caches every answer, scores it, compares the two models with paired statistics
+(and optionally a judge model) and writes report.{json,md,html} and generations.jsonl. The client, cache and
+suite loader are exported for scripts that drive a served model directly.
+"""
 
 from finetune.eval._cache import GenerationCache
-from finetune.eval._client import APIClient, ServedModel
+from finetune.eval._client import APIClient, EndpointError, ServedModel
 from finetune.eval._run import evaluate
+from finetune.eval._suite_files import SuiteError
 from finetune.eval._suites import load_suite
 
-__all__ = ["APIClient", "GenerationCache", "ServedModel", "evaluate", "load_suite"]
+__all__ = ["APIClient", "EndpointError", "GenerationCache", "ServedModel", "SuiteError", "evaluate", "load_suite"]

@@ -5,7 +5,7 @@ to one JSON Lines file as each answer arrives; a line cut short by an interrupti
 run. The file holds answers, not prompts, and lives in the evaluation directory next to the report.
 
 The identity names the weights that answer, not just where they are served: a new checkpoint behind the same
-URL and name must miss the cache (see `eval_client.endpoint_identity`; local models use their files).
+URL and name must miss the cache (see `_served.endpoint_identity`; local models use their files).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import json
 import threading
 from pathlib import Path
 from typing import Any
+
+from data_prep.files import jsonl_line
 
 
 def cache_key(kind: str, model: str, payload: Any, settings: dict[str, Any]) -> str:
@@ -69,5 +71,5 @@ class GenerationCache:
                 if self._cut_line:  # end the line an interrupted run left unfinished
                     handle.write("\n")
                     self._cut_line = False
-                handle.write(json.dumps({"key": key, "value": value}, ensure_ascii=False) + "\n")
+                handle.write(jsonl_line({"key": key, "value": value}))
                 handle.flush()

@@ -219,7 +219,6 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("truncated", "share of answers cut by the token limit", "lower", _ratio, "share"),
 )}
 ICD10_TOP_K = (1, 3)
-FREE_TEXT_KINDS = ("free_text",)
 
 
 @dataclass(frozen=True)
