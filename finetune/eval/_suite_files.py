@@ -11,8 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from data_prep.readers import SourceError
-from data_prep.readers.rows import Header, iter_rows
+from data_prep.readers import Header, SourceError, iter_rows
 from data_prep.records import Reject
 from finetune.eval._metrics import GlossaryTerm
 
