@@ -20,7 +20,7 @@ it often does), and McNemar's test has almost no power; such groups keep their n
 
 
 class SuiteConfig(ConfigSection):
-    """One evaluation set in a public benchmark format (see finetune/eval/_suites.py for the fields read)."""
+    """One evaluation set in a public benchmark format (see finetune/eval/_formats.py for the fields read)."""
 
     format: SuiteFormat = Field(
         description="mcq (MedQA/MedMCQA/RuMedTest-style exams), yesno (PubMedQA/RuMedDaNet: question + context), "
