@@ -2,14 +2,18 @@
 # Install the newest releases that pyproject.toml allows, without constraints.txt, into a fresh venv, and run the
 # test suite there: what a new user gets on the day a library ships. Prints the versions that differ from the lock.
 #   scripts/check_newest.sh [pytest args…]     e.g. scripts/check_newest.sh -x -q
-# TORCH_SPEC picks torch (default: the README's torch==2.13.0); VENV keeps the venv somewhere of your choosing.
+# TORCH_SPEC picks torch (default: the README's torch==2.13.0; TORCH_SPEC=torch for the newest); VENV keeps the venv
+# somewhere of your choosing.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${VENV:-$(mktemp -d)/venv}"
 python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
-"$venv/bin/python" -m pip install --quiet --upgrade --upgrade-strategy eager -e "$repo[dev]"
+torch_spec="${TORCH_SPEC:-torch==2.13.0}"
+"$venv/bin/python" -m pip install --quiet "$torch_spec"
+# torch stays as TORCH_SPEC says (an eager upgrade would otherwise fetch the newest CUDA build); the rest is newest.
+echo "$torch_spec" > "$venv/torch-constraint.txt"
+"$venv/bin/python" -m pip install --quiet --upgrade --upgrade-strategy eager -c "$venv/torch-constraint.txt" -e "$repo[dev]"
 echo "== versions that differ from constraints.txt (lock → newest)"
 "$venv/bin/python" - "$repo/constraints.txt" <<'PY'
 import sys

@@ -36,7 +36,7 @@ def test_demo_recipe_runs_end_to_end_without_touching_the_network(tmp_path: Path
     code = GUARDED_RUN.format(tests=str(Path(__file__).parent), log=str(attempts),
                               recipe=str(REPO / "recipes" / "tiny-demo.yaml"))
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=900)
+                            timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not attempts.exists(), f"network access outside loopback: {attempts.read_text()}"
     run = tmp_path / "runs" / "tiny-demo"
