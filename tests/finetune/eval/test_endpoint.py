@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 import yaml
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -25,6 +24,7 @@ from finetune.eval._client import PROBE_PROMPT, APIClient, EndpointError, Served
 from finetune.eval._judge import judge_answers, parse_verdict
 from finetune.eval._run import CACHE_FILE, evaluate
 from finetune.eval._suites import load_test_split
+from finetune.serve import BackgroundServer
 
 Reply = Callable[[str, list[dict]], str]
 
@@ -89,9 +89,7 @@ class StubServer:
                         for i, c in enumerate(body["conversations"])]
                 return {"object": "list", "data": data}
 
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.background = BackgroundServer(app)
 
     def _probe_answer(self, body: dict, logprobs: bool) -> JSONResponse:
         """The model's own greedy answer, with per-word logprobs where this server gives them (else a 400)."""
@@ -105,21 +103,15 @@ class StubServer:
         return _completion(body["model"], text, {"content": content} if body.get("logprobs") else None)
 
     def __enter__(self) -> StubServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "stub server did not start"
-            time.sleep(0.02)
+        self.background.__enter__()
         return self
 
     @property
     def url(self) -> str:
-        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
-        return f"http://{host}:{port}"
+        return self.background.base_url
 
     def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.background.__exit__(*exc)
 
 
 def _completion(model: str, text: str, logprobs: dict | None = None) -> JSONResponse:
