@@ -28,11 +28,36 @@ class ExampleStub(NamedTuple):
 
 
 class RecordOutcome(NamedTuple):
-    """What became of one record read: converted (``reason`` None) or rejected (a tuple: one per record read)."""
+    """What became of one record read: converted (``reason`` None), skipped (see `is_skip`) or rejected (a tuple:
+    one per record read)."""
 
     source: str
     lang: str
     reason: str | None = None
+
+
+NO_TASK_APPLIES = "no_examples"
+"""The reason conversion gives a record none of the source's tasks could use (a prose note read whole has no
+complaints, diagnosis or labs for a summary): the record is sound, so it is counted as skipped, not rejected."""
+SKIP_LABEL = "no task applies"
+READER_SKIP = "skipped: "
+"""How a reader's skip (`records.Skip`) is told in an outcome's reason."""
+
+
+def is_skip(outcome: RecordOutcome) -> bool:
+    """Whether the record was left out on purpose rather than for being broken."""
+    reason = outcome.reason
+    return reason is not None and (reason == NO_TASK_APPLIES or reason.startswith(READER_SKIP))
+
+
+def _skip_reason(outcome: RecordOutcome) -> str:
+    return SKIP_LABEL if outcome.reason == NO_TASK_APPLIES else str(outcome.reason).removeprefix(READER_SKIP)
+
+
+def _kind(outcome: RecordOutcome) -> str:
+    if outcome.reason is None:
+        return "converted"
+    return "skipped" if is_skip(outcome) else "rejected"
 
 
 def length_stats(lengths: Sequence[int]) -> dict[str, float]:
@@ -113,8 +138,22 @@ def _record_counts(outcomes: Sequence[RecordOutcome], key: Callable[[RecordOutco
     for outcome in outcomes:
         row = table[key(outcome)]
         row["in"] += 1
-        row["converted" if outcome.reason is None else "rejected"] += 1
-    return {k: {c: v[c] for c in ("in", "converted", "rejected")} for k, v in sorted(table.items())}
+        row[_kind(outcome)] += 1
+    return {k: {c: v[c] for c in RECORD_COLUMNS} for k, v in sorted(table.items())}
+
+
+RECORD_COLUMNS = ("in", "converted", "rejected", "skipped")
+
+
+def _reader_skips(sources: Sequence[Mapping[str, Any]]) -> list[RecordOutcome]:
+    """One outcome per thing a reader skipped on purpose (counted per source as it read), so that they count in
+    the records' totals and tables like the rest."""
+    return [
+        RecordOutcome(str(s["file"]), s["lang"] if s["lang"] != "auto" else "unknown", f"{READER_SKIP}{reason}")
+        for s in sources
+        for reason, n in (s.get("skipped") or {}).items()
+        for _ in range(n)
+    ]
 
 
 def _source_of(example: ChatExample) -> str:
@@ -165,25 +204,31 @@ def build_card(
     they come off the reader and go into the files) so that the invariants check something.
     """
     rejected_examples = [example for example, _ in rejected]
+    reader_skips = _reader_skips(sources)
+    records_read += len(reader_skips)
+    outcomes = [*outcomes, *reader_skips]
     converted = sum(1 for o in outcomes if o.reason is None)
-    records_rejected = len(outcomes) - converted
+    skipped = [o for o in outcomes if is_skip(o)]
+    records_rejected = len(outcomes) - converted - len(skipped)
     written_total = sum(written.values())
     unit = length_unit or ("tokens" if length_of is not None else "chars")
     settings = config.model_dump(mode="json", exclude={"patient_salt"})
     return {
-        "sources": [dict(s) for s in sources],
+        "sources": [{**s, "skipped": dict(sorted((s.get("skipped") or {}).items()))} for s in sources],
         "records": {
             "in": records_read,
             "converted": converted,
             "rejected": records_rejected,
+            "skipped": len(skipped),
             "by_source": _record_counts(outcomes, lambda o: o.source),
             "by_language": _record_counts(outcomes, lambda o: o.lang),
         },
         "examples": _examples_section(made, rejected_examples, splits, written_total),
         "splits": _splits_section(splits),
         "eval_only": _eval_only_section(splits),
+        "skip_reasons": _tally(_skip_reason(o) for o in skipped),
         "rejection_reasons": {
-            "records": _tally(o.reason for o in outcomes if o.reason is not None),
+            "records": _tally(o.reason for o in outcomes if o.reason is not None and _kind(o) == "rejected"),
             "examples": _tally(r.reason for _, r in rejected),
         },
         "redactions": {
@@ -194,7 +239,8 @@ def build_card(
         "lengths": _lengths_section(splits, unit, length_of or char_length),
         "fertility": dict(fertility or {}),
         "invariants": {
-            "records_in_equals_converted_plus_rejected": records_read == converted + records_rejected,
+            "records_in_equals_converted_plus_rejected_plus_skipped": records_read
+            == converted + records_rejected + len(skipped),
             "examples_made_equals_written_plus_rejected": len(made) == written_total + len(rejected_examples),
             "evaluation_only_never_in_train": not any(e.meta.get("eval_only") for e in splits.get("train", [])),
             "no_patient_in_two_splits": _patients_disjoint(splits),
@@ -277,6 +323,7 @@ def render_markdown(card: Mapping[str, Any]) -> str:
     out += _records_md(card["records"])
     out += _examples_md(card)
     out += _splits_md(card["splits"])
+    out += _skips_md(card.get("skip_reasons", {}))
     out += _rejections_md(card["rejection_reasons"])
     out += _redactions_md(card["redactions"])
     out += _lengths_md(card["lengths"])
@@ -303,7 +350,7 @@ def _sources_md(card: Mapping[str, Any]) -> list[str]:
 
 def _records_md(records: Mapping[str, Any]) -> list[str]:
     out = ["## Records", ""]
-    record_columns = ("in", "converted", "rejected")
+    record_columns = RECORD_COLUMNS
     record_rows: list[Sequence[Any]] = [("**total**", *(records[c] for c in record_columns))]
     for group in ("by_source", "by_language"):
         label = group.removeprefix("by_")
@@ -339,6 +386,19 @@ def _splits_md(splits: Mapping[str, Any]) -> list[str]:
             for split, info in splits.items()
         ],
     )
+
+
+def _skips_md(reasons: Mapping[str, int]) -> list[str]:
+    out = ["", "## Skipped on purpose", ""]
+    if not reasons:
+        return [*out, "None."]
+    out += [
+        "Records that were read and are sound but that no configured task uses (a prose note has no complaints, "
+        "diagnosis or labs for the clinical tasks), and entries a reader leaves out by design (administrative "
+        "FHIR resources, C-CDA sections and HL7 segments that hold no clinical content). They are not rejects.",
+        "",
+    ]
+    return out + _table(("reason", "count"), reasons.items())
 
 
 def _rejections_md(reasons: Mapping[str, Any]) -> list[str]:

@@ -3,13 +3,15 @@ against the format found) and one stream of read items over them all, in order."
 
 from __future__ import annotations
 
+import itertools
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from data_prep.config import RECORD_KIND_OF_FORMAT, TASKS_OF_KIND, DataConfig, SourceConfig, default_tasks
 from data_prep.convert import Plan
-from data_prep.readers import SourceError, read_source
+from data_prep.readers import Skip, SourceError, read_source
 from data_prep.records import Record, Reject
 from data_prep.samples import bundled_path
 from data_prep.tasks import Prompts
@@ -51,31 +53,61 @@ def plan_of(config: DataConfig, source: SourceConfig, fmt: str, prompts: Prompts
     )
 
 
+def _opened_stream(
+    path: Path, fmt: str, stream: Iterator[Record | Reject | Skip], skipped: Counter[str]
+) -> Iterator[Record | Reject]:
+    """The source's records and rejects, its skips counted into ``skipped`` (reason (what) → count) as they pass.
+
+    The stream is started here, up to its first record or reject: a source that yields none is a SourceError that
+    says what was found, before anything is written, never an empty dataset."""
+
+    def records() -> Iterator[Record | Reject]:
+        for item in stream:
+            if isinstance(item, Skip):
+                skipped[f"{item.reason} ({item.what})" if item.what else item.reason] += 1
+            else:
+                yield item
+
+    opened = records()
+    first = next(opened, None)
+    if first is None:
+        found = ", ".join(f"{reason}: {n}" for reason, n in sorted(skipped.items()))
+        raise SourceError(
+            f"{path}: read as {fmt}, it holds no record"
+            + (f"; everything in it was skipped on purpose ({found})" if found else "")
+            + "; check `path:` and `format:`"
+        )
+    return itertools.chain([first], opened)
+
+
 def read_all(
     config: DataConfig, prompts: Prompts
 ) -> tuple[list[Plan], Iterator[tuple[int, Record | Reject]], list[dict[str, Any]]]:
     """Plans per source, one stream of (plan index, item) over every source in order, and the sources described
-    for the data card."""
+    for the data card (each source's ``skipped`` counts fill in as its stream is read)."""
     opened = []
+    described = []
     for source in config.sources:
         path = source_path(source)
         fmt, stream = read_source(path, source)
-        opened.append((fmt, plan_of(config, source, fmt, prompts), stream, source, path))
-    plans = [plan for _, plan, _, _, _ in opened]
+        plan = plan_of(config, source, fmt, prompts)
+        skipped: Counter[str] = Counter()
+        opened.append((plan, _opened_stream(path, fmt, stream, skipped)))
+        described.append(
+            {
+                "file": path.name,
+                "format": fmt,
+                "lang": source.lang,
+                "tasks": list(plan.tasks),
+                "eval_only": source.eval_only,
+                "skipped": skipped,
+            }
+        )
+    plans = [plan for plan, _ in opened]
 
     def items() -> Iterator[tuple[int, Record | Reject]]:
-        for index, (_, _, stream, _, _) in enumerate(opened):
+        for index, (_, stream) in enumerate(opened):
             for item in stream:
                 yield index, item
 
-    described = [
-        {
-            "file": path.name,
-            "format": fmt,
-            "lang": source.lang,
-            "tasks": list(plan.tasks),
-            "eval_only": source.eval_only,
-        }
-        for fmt, plan, _, source, path in opened
-    ]
     return plans, items(), described

@@ -26,7 +26,7 @@ from data_prep.readers.glossary import read_glossary
 from data_prep.readers.hl7v2 import read_hl7v2
 from data_prep.readers.notes import read_notes
 from data_prep.readers.rows import Header, Row, detect_container, iter_rows
-from data_prep.readers.sections import HEADING
+from data_prep.readers.skip import Skip
 from data_prep.readers.textio import detect_encoding, open_text
 from data_prep.records import Record, Reject
 
@@ -36,6 +36,7 @@ __all__ = [
     "TEXT_FIELDS",
     "Header",
     "Row",
+    "Skip",
     "SourceError",
     "detect_format",
     "iter_rows",
@@ -134,12 +135,7 @@ def detect_format(path: str | Path, source: SourceConfig | None = None) -> str:
             speakers = sum(1 for line in lines if SPEAKER_LINE.match(line))
             if lines and speakers >= max(2, len(lines) // 2):
                 return "dialogue"
-            if HEADING.search(head):
-                return "notes"
-            raise SourceError(
-                f"{path.name}: cannot tell the format (no section headings or speaker prefixes found); "
-                "set `format:` for this source"
-            )
+            return "notes"  # with section headings, or prose read as one section
     if suffix in (".json",) and head_bytes.lstrip().startswith(b"{"):
         try:
             with open_text(path, encoding) as handle:

@@ -2,7 +2,9 @@
 
 A file holds one note, or several separated by a line of ``===``/``---``/``***`` or a form feed; a
 folder holds such files. Lines of ``key: value`` before the first section may give the patient id
-and name (the name is kept only so de-identification can find it elsewhere in the note).
+and name (the name is kept only so de-identification can find it elsewhere in the note). A note
+written as prose, without any heading, is still a note: it becomes one record whose only section is
+its text (``note``), its language told from the text and de-identified like any other.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ HEADER_KEYS: dict[str, tuple[str, ...]] = {
 }
 # fmt: on
 _HEADER_LOOKUP = {name: key for key, names in HEADER_KEYS.items() for name in names}
+PROSE_FIELD = "note"
+"""The field that holds a note without headings, whole."""
 _HEADER_LINE = re.compile(r"^\s*(?P<key>[^:：\n]{2,30}?)\s*[:：]\s*(?P<value>.+?)\s*$")
 
 
@@ -62,16 +66,19 @@ def _header(lines: list[str]) -> tuple[dict[str, str], int]:
 
 
 def note_record(source: str, location: str, lines: list[str], lang: str | None, fallback_id: str) -> Record | Reject:
-    """One note's lines as a clinical Record, or a Reject when it has no recognisable sections."""
+    """One note's lines as a clinical Record (its sections, or its whole text when it has no headings), or a Reject
+    when it holds no text besides its header or bytes that did not decode."""
     meta, taken = _header(lines)
     text = "\n".join(lines[taken:]).strip()
     if has_bad_bytes(text):
         return Reject(source, location, "bad_encoding")
     if len(text) > MAX_FIELD_CHARS:
         return Reject(source, location, "field_too_long", "text")
+    if not text:
+        return Reject(source, location, "empty_note", PROSE_FIELD)
     fields, heading_lang = section_fields(text)
     if not any(k != "preamble" for k in fields):
-        return Reject(source, location, "no_sections")
+        fields = {PROSE_FIELD: text}
     patient = {k: meta[k] for k in ("full_name", "birth_date") if k in meta}
     record_fields: dict[str, object] = dict(fields)
     for key in ("doctor", "department", "admission_date", "discharge_date"):

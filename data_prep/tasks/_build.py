@@ -204,8 +204,13 @@ def _example(
 
 
 def structured_summary(record: Record, prompts: Prompts | None = None) -> list[ChatExample]:
-    """Note in, summary under fixed headings out; abnormal labs listed with value, unit and range."""
+    """Note in, summary under fixed headings out; abnormal labs listed with value, unit and range.
+
+    A record with neither complaints, diagnosis nor labs (a prose note read whole) gives no summary: every
+    heading would say "no data" while the facts sit unread in the text."""
     fields, lang = record.fields, record.lang
+    if not (_text(fields, "complaints") or _text(fields, "diagnosis") or _labs(fields)):
+        return []
     headings, words = SUMMARY_HEADINGS[lang], WORDS[lang]
     colon = words["colon"]
     diagnosis = _text(fields, "diagnosis") or words["no_data"]

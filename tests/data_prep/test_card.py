@@ -43,8 +43,8 @@ def card_for(**overrides: object) -> dict:
 def test_counts_per_source_language_task_and_split() -> None:
     card = card_for()
     assert (card["records"]["in"], card["records"]["converted"], card["records"]["rejected"]) == (4, 3, 1)
-    assert card["records"]["by_source"]["ru.jsonl"] == {"in": 2, "converted": 1, "rejected": 1}
-    assert card["records"]["by_language"]["kk"] == {"in": 1, "converted": 1, "rejected": 0}
+    assert card["records"]["by_source"]["ru.jsonl"] == {"in": 2, "converted": 1, "rejected": 1, "skipped": 0}
+    assert card["records"]["by_language"]["kk"] == {"in": 1, "converted": 1, "rejected": 0, "skipped": 0}
     examples = card["examples"]
     assert (examples["made"], examples["written"], examples["rejected"]) == (5, 4, 1)
     assert examples["by_language"]["kk"] == {
@@ -71,7 +71,7 @@ def test_counts_per_source_language_task_and_split() -> None:
 def test_invariants_hold_and_catch_losses() -> None:
     assert all(card_for()["invariants"].values())
     lost_record = card_for(records_read=5)["invariants"]
-    assert not lost_record["records_in_equals_converted_plus_rejected"]
+    assert not lost_record["records_in_equals_converted_plus_rejected_plus_skipped"]
     lost_example = card_for(written={"train": 2, "validation": 1, "test": 0})["invariants"]
     assert not lost_example["examples_made_equals_written_plus_rejected"]
     leak = card_for(splits={"train": [ex(1, group="p")], "validation": [ex(5, lang="zh", group="p")], "test": []})
@@ -116,3 +116,37 @@ def test_markdown_has_every_section() -> None:
     assert "✅ no patient in two splits" in text
     disabled = render_markdown(card_for(config=DataConfig(deid={"enabled": False})))
     assert "De-identification was **disabled**" in disabled
+
+
+def test_records_no_task_applies_to_and_reader_skips_are_counted_as_skipped_not_rejected() -> None:
+    outcomes = [
+        RecordOutcome("ru.jsonl", "ru"),
+        RecordOutcome("ru.jsonl", "ru", "invalid_json"),
+        RecordOutcome("kk.jsonl", "kk"),
+        RecordOutcome("zh.jsonl", "zh"),
+        RecordOutcome("notes", "ru", "no_examples"),
+        RecordOutcome("notes", "zh", "no_examples"),
+    ]
+    sources = [
+        {"file": "bundle.json", "format": "fhir", "lang": "auto", "tasks": [], "eval_only": False,
+         "skipped": {"administrative_resource (Claim)": 2, "administrative_resource (Organization)": 1}},
+    ]  # fmt: skip
+    card = card_for(outcomes=outcomes, records_read=6, sources=sources)
+    records = card["records"]
+    assert (records["in"], records["converted"], records["rejected"], records["skipped"]) == (9, 3, 1, 5)
+    assert records["by_source"]["notes"] == {"in": 2, "converted": 0, "rejected": 0, "skipped": 2}
+    assert records["by_source"]["bundle.json"] == {"in": 3, "converted": 0, "rejected": 0, "skipped": 3}
+    assert records["by_language"]["unknown"]["skipped"] == 3
+    assert card["skip_reasons"] == {
+        "administrative_resource (Claim)": 2,
+        "administrative_resource (Organization)": 1,
+        "no task applies": 2,
+    }
+    assert card["rejection_reasons"]["records"] == {"invalid_json": 1}
+    assert all(card["invariants"].values())
+    assert not card_for(outcomes=outcomes, records_read=7, sources=sources)["invariants"][
+        "records_in_equals_converted_plus_rejected_plus_skipped"
+    ]
+    markdown = render_markdown(card)
+    assert "## Skipped on purpose" in markdown and "| no task applies | 2 |" in markdown
+    assert "| **total** | 9 | 3 | 1 | 5 |" in markdown

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 from typing import get_args
 
@@ -369,7 +370,43 @@ def test_notes_are_split_into_sections_and_tell_their_language(tmp_path: Path) -
     assert (ru.lang, kk.lang, zh.lang) == ("ru", "kk", "zh")
     assert (ru.fields["icd10"], kk.fields["icd10"], zh.fields["icd10"]) == ("I11.9", "J18.9", "I10")
     assert zh.fields["past_history"] == "高血压10年。" and kk.fields["prescriptions"] == "цефтриаксон."
-    assert isinstance(bad, Reject) and bad.reason == "no_sections" and bad.location == "notes.txt:23"
+    assert isinstance(bad, Record) and bad.location == "notes.txt:23"
+    assert bad.fields == {"note": "Просто текст без заголовков."} and bad.lang == "auto"
+
+
+PROSE = {
+    "ru": "Пациент Петров Иван Сергеевич, 54 года, поступил с давящими болями за грудиной, возникшими после "
+    "физической нагрузки. На ЭКГ депрессия сегмента ST. Проведена коронарография, выписан в удовлетворительном "
+    "состоянии под наблюдение кардиолога, телефон +7 912 345-67-89.",
+    "kk": "Науқас үш күн бойы жөтелге және дене қызуының көтерілуіне шағымданып түсті. Өкпенің рентгенограммасында "
+    "оң жақ төменгі бөлікте инфильтрация анықталды. Антибиотикпен ем жүргізілді, жағдайы жақсарып шығарылды.",
+    "zh": "患者因反复头晕三年，加重一周入院。入院后完善相关检查，血压最高180/110 mmHg，予降压治疗后症状好转，"
+    "病情稳定出院，嘱低盐饮食，定期复查血压。",
+}
+
+
+def test_prose_notes_without_headings_become_one_free_text_section_each(tmp_path: Path) -> None:
+    folder = tmp_path / "discharge"
+    folder.mkdir()
+    for lang, text in PROSE.items():
+        (folder / f"{lang}.txt").write_text("ФИО: Петров Иван Сергеевич\n\n" + text + "\n", encoding="utf-8")
+    (folder / "only_header.txt").write_text("ФИО: Петров Иван Сергеевич\n", encoding="utf-8")
+    assert detect_format(folder / "ru.txt") == "notes"
+    items = read(folder, fmt="notes")
+    kk, only_header, ru, zh = items
+    assert [r.fields["note"] for r in (kk, ru, zh)] == [PROSE["kk"], PROSE["ru"], PROSE["zh"]]
+    assert ru.fields["patient"] == {"full_name": "Петров Иван Сергеевич"} and ru.lang == "auto"
+    assert set(zh.fields) == {"note", "patient"} and zh.location == "zh.txt:1"
+    assert isinstance(only_header, Reject) and (only_header.reason, only_header.location) == (
+        "empty_note",
+        "only_header.txt:1",
+    )
+    from data_prep.config import DeidConfig
+    from data_prep.deid import deidentify_many
+
+    (cleaned, counts), = deidentify_many([(replace(ru, lang="ru"), DeidConfig(), "salt")])
+    assert "Петров" not in cleaned.fields["note"] and "345-67-89" not in cleaned.fields["note"]
+    assert cleaned.fields["note"].endswith("под наблюдение кардиолога, телефон [ТЕЛЕФОН].") and counts["phone"] == 1
 
 
 # --- BRAT -----------------------------------------------------------------------------------------

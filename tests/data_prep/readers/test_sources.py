@@ -198,8 +198,8 @@ def test_bad_files_give_clear_errors_not_tracebacks(tmp_path: Path, capsys: pyte
         tmp_path, "u8.csv", "patient_id;Жалобы;Диагноз\n1;Кашель;Бронхит\n".encode(), capsys, "--encoding", "cp1251"
     )
     assert code == 2 and "the file is valid UTF-8" in err
-    code, err = _run(tmp_path, "what.txt", "просто текст\nбез всего\n".encode(), capsys)
-    assert code == 2 and "cannot tell the format" in err
+    code, err = _run(tmp_path, "what.json", b'{"a": 1, "b": 2}\n', capsys)
+    assert code == 2 and "cannot tell what the" in err
     code, err = _run(tmp_path, "wrongtask.csv", b"question,answer\nQ?,yes\n", capsys, "--task", "chat")
     assert code == 2 and "do not apply" in err
     assert "Traceback" not in err
@@ -276,3 +276,24 @@ def test_adhoc_prepare_and_preview(tmp_path: Path, capsys: pytest.CaptureFixture
     assert "prepared" in capsys.readouterr().out
     card = json.loads((out / "data_card.json").read_text(encoding="utf-8"))
     assert set(card["examples"]["by_task"]) == {"icd10_coding"} and card["examples"]["written"] == 9
+
+
+def test_prose_notes_are_read_deidentified_and_counted_as_skipped_by_clinical_tasks(tmp_path: Path) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.txt").write_text(
+        "Петров Иван Сергеевич, 54 года, поступил с давящими болями за грудиной после нагрузки. "
+        "Выписан под наблюдение кардиолога, телефон +7 912 345-67-89, контроль 12.03.2024.\n",
+        encoding="utf-8",
+    )
+    (folder / "b.txt").write_text(
+        "患者因反复头晕三年，加重一周入院，予降压治疗后好转出院，联系电话13812345678。\n", encoding="utf-8"
+    )
+    source = {"path": str(folder), "format": "auto", "lang": "auto"}
+    card = prepare(DataConfig(sources=[source]), tmp_path / "out")
+    records = card["records"]
+    assert (records["in"], records["converted"], records["rejected"], records["skipped"]) == (2, 0, 0, 2)
+    assert set(records["by_language"]) == {"ru", "zh"} and card["skip_reasons"] == {"no task applies": 2}
+    assert all(card["invariants"].values())
+    rows = jsonl(tmp_path / "out" / "rejects.jsonl")
+    assert [r["reason"] for r in rows] == ["no_examples", "no_examples"] and "Петров" not in json.dumps(rows)
