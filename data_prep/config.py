@@ -28,6 +28,7 @@ TaskName = Literal[
     "chat",
     "term_translation",
     "term_definition",
+    "text",
 ]
 FormatName = Literal[
     "auto",
@@ -71,13 +72,14 @@ RECORD_KIND_OF_FORMAT: dict[str, str] = {
 """What a reader of each format produces; tasks are defined per record kind."""
 
 TASKS_OF_KIND: dict[str, tuple[str, ...]] = {
-    "clinical": ("structured_summary", "lab_explanation", "icd10_coding", "plain_language"),
-    "annotated": ("extraction",),
-    "dialogue": ("dialogue_continuation",),
-    "question": ("qa", "multiple_choice"),
-    "chat": ("chat",),
-    "term": ("term_translation", "term_definition"),
+    "clinical": ("structured_summary", "lab_explanation", "icd10_coding", "plain_language", "text"),
+    "annotated": ("extraction", "text"),
+    "dialogue": ("dialogue_continuation", "text"),
+    "question": ("qa", "multiple_choice", "text"),
+    "chat": ("chat", "text"),
+    "term": ("term_translation", "term_definition", "text"),
 }
+"""`text` (raw text rows for continued pretraining: every text field of the record) applies to every kind."""
 DEFAULT_TASKS_OF_KIND: dict[str, tuple[str, ...]] = {
     "clinical": TASK_NAMES,
     "annotated": ("extraction",),

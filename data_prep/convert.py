@@ -17,7 +17,7 @@ from data_prep.config import SUPPORTED_LANGS, DeidConfig
 from data_prep.dedup import content_text, example_line, signatures
 from data_prep.deid import STRUCTURED_IDENTIFIERS, deidentify_many
 from data_prep.langid import detect_lang, record_text
-from data_prep.records import ChatExample, Record, Reject, pseudonymize
+from data_prep.records import ChatExample, Example, Record, Reject, TextExample, pseudonymize
 from data_prep.tasks import TASKS, Prompts
 
 MessagesTokenCounter = Any  # Callable[[list[dict[str, str]]], int]; Any keeps it picklable-agnostic
@@ -55,9 +55,11 @@ class Made(NamedTuple):
     """Where its line was written instead of travelling with it: (process id, offset, length) in that process's
     spool file."""
 
-    def example(self) -> ChatExample:
+    def example(self) -> Example:
         """The example back from its line (not once the line is spooled: then read it at ``at``)."""
         row = json.loads(self.line)
+        if "text" in row:
+            return TextExample(text=row["text"], meta=row["meta"])
         return ChatExample(messages=row["messages"], meta=row["meta"])
 
 
@@ -106,7 +108,7 @@ def convert_records(
     to_deid = [i for i, (_, plan) in enumerate(jobs) if outcomes[i] is None and plan.deid.enabled]
     cleaned = deidentify_many([(resolved[i][0], jobs[i][1].deid, jobs[i][1].salt) for i in to_deid])
     redacted = dict(zip(to_deid, cleaned, strict=True))
-    made: list[tuple[Converted, Plan, list[ChatExample]]] = []
+    made: list[tuple[Converted, Plan, list[Example]]] = []
     for i, (_, plan) in enumerate(jobs):
         if outcomes[i] is None:
             record, detected = resolved[i]
@@ -119,7 +121,7 @@ def convert_records(
     return [outcome for outcome in outcomes if outcome is not None]
 
 
-def _examples(record: Record, plan: Plan, detected: str | None) -> list[ChatExample]:
+def _examples(record: Record, plan: Plan, detected: str | None) -> list[Example]:
     """The de-identified record's examples, marked when lingua read another language than the record's."""
     if plan.entity_types:
         record = replace(record, fields={**record.fields, "entity_types": plan.entity_types})
@@ -134,13 +136,20 @@ def _characters(messages: list[dict[str, str]]) -> int:
     return sum(len(m["content"]) for m in messages)
 
 
-def _instruction(example: ChatExample, prompts: Prompts) -> str | None:
+def _instruction(example: Example, prompts: Prompts) -> str | None:
     task = example.meta["task"]
-    return None if task in ("chat", "dialogue_continuation") else prompts.instruction(task, example.meta["lang"])
+    if task in ("chat", "dialogue_continuation", "text"):
+        return None
+    return prompts.instruction(task, example.meta["lang"])
+
+
+def _text_length(text: str, token_counter: MessagesTokenCounter | None) -> int:
+    """A raw text row's length: tokens as one user turn (a few template tokens over the text), or characters."""
+    return token_counter([{"role": "user", "content": text}]) if token_counter is not None else len(text)
 
 
 def _measure(
-    made: Sequence[tuple[Converted, Plan, list[ChatExample]]], token_counter: MessagesTokenCounter | None
+    made: Sequence[tuple[Converted, Plan, list[Example]]], token_counter: MessagesTokenCounter | None
 ) -> None:
     """Each outcome's examples as `Made`: length (tokens, or characters without a counter), line, key and,
     where the plan asks for near-duplicate removal, MinHash signature (computed for all texts at once:
@@ -154,9 +163,11 @@ def _measure(
     minhashes = iter(signatures(texts))
     for outcome, plan, examples in made:
         for example in examples:
-            messages = example.messages
-            length = (token_counter or _characters)(messages)
-            answers = [m["content"] for m in messages if m["role"] == "assistant"]
+            if isinstance(example, TextExample):  # every token is trained on: the whole text is the answer
+                length, answers = _text_length(example.text, token_counter), [example.text]
+            else:
+                length = (token_counter or _characters)(example.messages)
+                answers = [m["content"] for m in example.messages if m["role"] == "assistant"]
             line, key = example_line(example)
             meta = example.meta
             stub = ExampleStub(

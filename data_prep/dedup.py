@@ -24,7 +24,7 @@ import orjson
 from datasketch import MinHashLSH
 from rensa import RMinHash
 
-from data_prep.records import ChatExample
+from data_prep.records import ChatExample, TextExample
 
 NUM_PERM = 64
 SEED = 1
@@ -54,16 +54,21 @@ def message_key(example: ChatExample) -> bytes:
     return hashlib.sha256(compact_json(example.messages)).digest()
 
 
-def example_line(example: ChatExample) -> tuple[bytes, bytes]:
+def example_line(example: ChatExample | TextExample) -> tuple[bytes, bytes]:
     """The example as one JSON line (UTF-8, newline included; ``example.to_json()`` in compact JSON) and its
-    `message_key`, the messages serialised once for both."""
+    `message_key` (for a text row: of its text), the messages serialised once for both."""
+    if isinstance(example, TextExample):
+        text = compact_json(example.text)
+        return b'{"text":' + text + b',"meta":' + compact_json(example.meta) + b"}\n", hashlib.sha256(text).digest()
     messages = compact_json(example.messages)
     line = b'{"messages":' + messages + b',"meta":' + compact_json(example.meta) + b"}\n"
     return line, hashlib.sha256(messages).digest()
 
 
-def content_text(example: ChatExample, instruction: str | None = None) -> str:
+def content_text(example: ChatExample | TextExample, instruction: str | None = None) -> str:
     """The non-system turns, minus the task's instruction: what makes this example this example."""
+    if isinstance(example, TextExample):
+        return example.text
     parts = []
     for message in example.messages:
         if message["role"] == "system":

@@ -1,4 +1,4 @@
-"""The values that flow between stages: a read record, a reject, a chat example.
+"""The values that flow between stages: a read record, a reject, a chat or raw text example.
 
 Readers, de-identification and tasks only exchange these, so each stage can be tested and swapped
 on its own.
@@ -62,6 +62,21 @@ class ChatExample:
 
     def to_json(self) -> dict[str, Any]:
         return {"messages": self.messages, "meta": self.meta}
+
+
+@dataclass
+class TextExample:
+    """A raw text row for continued pretraining (``train.objective: completion``): every token is trained on."""
+
+    text: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "meta": self.meta}
+
+
+Example = ChatExample | TextExample
+"""What a task makes of a record."""
 
 
 def patient_group(patient_id: str, salt: str = DEFAULT_PATIENT_SALT) -> str:

@@ -73,7 +73,8 @@ class Intake:
         """Keep or reject one example made, by the quality gate; sample the text of kept ones for fertility."""
         tally, stub = self.tally, made.stub
         tally.made.append(stub)
-        length = stub.length if self.token_counter is not None else None
+        # a raw text row longer than max_tokens is cut into training rows, not rejected
+        length = stub.length if self.token_counter is not None and stub.meta["task"] != "text" else None
         reason = self.gate.judge(stub.meta["task"], made.answer_chars, length, made.key, made.minhash)
         if reason is not None:
             reject = example_reject(stub.meta, reason)
@@ -84,5 +85,8 @@ class Intake:
         tally.kept_at.extend(made.at)  # type: ignore[arg-type]
         sample = tally.fertility_sample.setdefault(stub.meta["lang"], [])
         if len(sample) < FERTILITY_SAMPLE:
-            messages = json.loads(self.spooled.line(made.at))["messages"]  # type: ignore[arg-type]
-            sample.extend(m["content"] for m in messages if m["role"] != "system")
+            row = json.loads(self.spooled.line(made.at))  # type: ignore[arg-type]
+            if "text" in row:
+                sample.append(row["text"])
+            else:
+                sample.extend(m["content"] for m in row["messages"] if m["role"] != "system")

@@ -12,12 +12,13 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from data_prep.dates import length_of_stay
-from data_prep.records import ChatExample, Record
+from data_prep.records import ChatExample, Record, TextExample
 from data_prep.tasks._examples import make_example
 from data_prep.tasks._lab_meanings import lab_meaning
 from data_prep.tasks._phrases import NOTE_LABELS, SUMMARY_HEADINGS, WORDS, days
 from data_prep.tasks._prompts import BUILT_IN, Prompts
 from data_prep.tasks._qa import multiple_choice, qa
+from data_prep.tasks._raw_text import raw_text
 from data_prep.tasks._text import chat, dialogue_continuation, extraction, term_definition, term_translation
 
 # --- lab values -----------------------------------------------------------------------------------
@@ -307,7 +308,12 @@ def plain_language(record: Record, prompts: Prompts | None = None) -> list[ChatE
     return [_example(record, "plain_language", user, "\n".join(lines), prompts=prompts)]
 
 
-Task = Callable[..., list[ChatExample]]
+def text(record: Record, prompts: Prompts | None = None) -> list[TextExample]:
+    """The record as one raw text row for continued pretraining (nothing is asked: prompts are not used)."""
+    return raw_text(record, render_note(record) if record.kind == "clinical" else "")
+
+
+Task = Callable[..., list[ChatExample] | list[TextExample]]
 
 TASKS: dict[str, Task] = {
     "structured_summary": structured_summary,
@@ -321,5 +327,6 @@ TASKS: dict[str, Task] = {
     "chat": chat,
     "term_translation": term_translation,
     "term_definition": term_definition,
+    "text": text,
 }
 """Task name (``SourceConfig.tasks``) → builder ``(record, prompts=None)``; it may return no example."""

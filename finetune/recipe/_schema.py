@@ -56,6 +56,12 @@ class TinyModelConfig(ConfigSection):
         "enough norm for LoRA to move the logits, as trained embeddings have."
     )
     num_layers: int = Field(2, ge=1, le=64)
+    pretrain_steps: int = Field(
+        0, ge=0, le=100_000, description="Continued pretraining (the completion objective) on the bundled clinic "
+        "text after the random start, merged into the weights, so the base writes ru, kk and zh; 0: random weights."
+    )
+    pretrain_learning_rate: float = Field(3e-3, gt=0, le=1.0)
+    pretrain_rank: int = Field(64, ge=1, le=1024, description="LoRA rank of that pretraining (merged afterwards).")
 
 
 class ModelConfig(ConfigSection):
@@ -97,9 +103,24 @@ class LoraConfig(ConfigSection):
     )
 
 
+Objective = Literal["sft", "completion"]
+"""What the loss is taken on: `sft` the model's turns of chat examples; `completion` every token of raw text rows
+(continued pretraining on unlabelled notes)."""
+
+
 class TrainConfig(ConfigSection):
     """Optimisation; fields mirror TRL's SFTConfig names where one exists."""
 
+    objective: Objective = Field(
+        "sft", description="sft: chat examples, loss on the model's turns; completion: raw text rows (prepared with "
+        "data.sources[].tasks: [text]) packed into rows of max_length and trained with the causal LM loss on every "
+        "token (continued pretraining)."
+    )
+    start_from: str | None = Field(
+        None, description="Start from earlier training: an adapter directory (adapter_config.json; its weights keep "
+        "training and the result is one adapter on model.base) or a merged model directory (config.json; a new "
+        "adapter is trained on those weights). None: fresh LoRA weights on model.base."
+    )
     num_train_epochs: float = Field(1.0, gt=0, le=1000)
     max_steps: int = Field(
         -1, ge=-1, le=10**9, description="Stop after this many optimizer steps (-1: run the epochs)."
@@ -150,6 +171,35 @@ class TrainConfig(ConfigSection):
         "takes precedence."
     )
     run_name: str | None = Field(None, description="Run name in wandb and TensorBoard (default: the recipe name).")
+
+
+class PretrainConfig(ConfigSection):
+    """Continued pretraining on raw text before SFT, in the same `medtune run`.
+
+    Its own data (sources with `tasks: [text]`, prepared into output_dir/pretrain/data) trains a completion
+    adapter in output_dir/pretrain/adapter; SFT then starts from it as `train.start_from` would: `hand_over:
+    adapter` keeps training that adapter on the chat data (one adapter on model.base in the end), `merged` merges
+    it into full-precision weights (output_dir/pretrain/merged) that become the base of SFT, export and eval.
+    """
+
+    data: DataConfig = Field(description="Raw text sources: every source's tasks are [text].")
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(objective="completion"),
+        description="Optimisation of the pretraining stage; objective is completion.",
+    )
+    lora: LoraConfig | None = Field(None, description="The pretraining adapter; None: the recipe's lora.")
+    hand_over: Literal["adapter", "merged"] = Field(
+        "adapter", description="How SFT starts from it: keep training its adapter, or a new adapter on its merged "
+        "weights."
+    )
+
+    @model_validator(mode="after")
+    def _completion_only(self) -> PretrainConfig:
+        if self.train.objective != "completion":
+            raise ValueError("pretrain.train.objective must be completion (continued pretraining on raw text)")
+        if self.train.start_from is not None:
+            raise ValueError("pretrain.train.start_from is not used: pretraining starts from model.base")
+        return self
 
 
 class ExportConfig(ConfigSection):
@@ -217,6 +267,9 @@ class Recipe(ConfigSection):
     data: DataConfig = Field(default_factory=DataConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    pretrain: PretrainConfig | None = Field(
+        None, description="Continued pretraining on raw text, run before SFT; SFT starts from its result."
+    )
     export: ExportConfig = Field(default_factory=ExportConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
@@ -240,7 +293,33 @@ class Recipe(ConfigSection):
         return self
 
     @model_validator(mode="after")
+    def _objective_fits_the_data(self) -> Recipe:
+        """Raw text rows train only the completion objective, and chat examples only SFT."""
+        sections = [("data", self.data, self.train.objective)]
+        if self.pretrain is not None:
+            sections.append(("pretrain.data", self.pretrain.data, "completion"))
+        for name, data, objective in sections:
+            for index, source in enumerate(data.sources):
+                tasks = source.tasks or []
+                if objective == "completion" and any(task != "text" for task in tasks):
+                    raise ValueError(
+                        f"{name}.sources[{index}].tasks: {objective} trains on raw text; set tasks: [text]"
+                    )
+                if objective == "sft" and "text" in tasks:
+                    raise ValueError(
+                        f"{name}.sources[{index}].tasks: text rows are for train.objective: completion (or the "
+                        "pretrain section); SFT needs chat tasks"
+                    )
+        if self.pretrain is not None and self.train.objective != "sft":
+            raise ValueError("a pretrain section goes before SFT: set train.objective: sft")
+        if self.pretrain is not None and self.train.start_from is not None:
+            raise ValueError("train.start_from and a pretrain section both say where SFT starts: keep one")
+        return self
+
+    @model_validator(mode="after")
     def _no_answer_is_cut_by_truncation(self) -> Recipe:
+        if self.train.objective == "completion":  # text rows are cut into rows of max_length, nothing is lost
+            return self
         limit = self.data.quality.max_tokens
         if limit is None or limit > self.train.max_length:
             raise ValueError(
@@ -281,6 +360,31 @@ class Recipe(ConfigSection):
     @property
     def eval_dir(self) -> Path:
         return self.root / "eval"
+
+    @property
+    def pretrain_dir(self) -> Path:
+        return self.root / "pretrain"
+
+    def pretrain_recipe(self) -> Recipe:
+        """The pretraining stage as a recipe of its own, writing under output_dir/pretrain (None without one)."""
+        if self.pretrain is None:
+            raise RecipeError("this recipe has no pretrain section")
+        return self.model_copy(update={
+            "output_dir": str(self.pretrain_dir),
+            "data": self.pretrain.data,
+            "train": self.pretrain.train,
+            "lora": self.pretrain.lora or self.lora,
+            "pretrain": None,
+        })
+
+    @property
+    def start_from(self) -> Path | None:
+        """Where SFT starts: `train.start_from`, the pretrain stage's output, or None (fresh LoRA on model.base)."""
+        if self.train.start_from is not None:
+            return Path(self.train.start_from)
+        if self.pretrain is None:
+            return None
+        return self.pretrain_dir / ("merged" if self.pretrain.hand_over == "merged" else "adapter")
 
 
 def default_recipe_path() -> Path:

@@ -171,8 +171,10 @@ def test_meta_is_stable_and_never_holds_the_raw_patient_id() -> None:
     first = [e.meta for name in TASKS for e in TASKS[name](record)]
     again = [e.meta for name in TASKS for e in TASKS[name](record)]
     assert first == again
-    assert {m["task"] for m in first} == {"structured_summary", "lab_explanation", "icd10_coding", "plain_language"}
-    assert len({m["id"] for m in first}) == 4
+    assert {m["task"] for m in first} == {
+        "structured_summary", "lab_explanation", "icd10_coding", "plain_language", "text",
+    }
+    assert len({m["id"] for m in first}) == 5
     for meta in first:
         assert set(meta) == {"id", "lang", "task", "source", "group"}
         assert meta["group"] == patient_group("RU-P0001", "salt")
@@ -239,7 +241,7 @@ def test_unknown_ranges_are_explained_without_guessing() -> None:
 def test_prompts_exist_for_every_language_and_task() -> None:
     assert set(SYSTEM_PROMPTS) == set(PROMPT_LANGS) == {"ru", "kk", "zh", "en"}
     for task in TASKS:
-        if task != "chat":  # existing conversations bring their own prompts
+        if task not in ("chat", "text"):  # conversations bring their own prompts; raw text asks nothing
             assert set(INSTRUCTIONS[task]) == set(PROMPT_LANGS)
     assert KAZAKH_LETTERS.search(SYSTEM_PROMPTS["kk"]) and KAZAKH_LETTERS.search(INSTRUCTIONS["lab_explanation"]["kk"])
     assert CJK.search(SYSTEM_PROMPTS["zh"]) and not CJK.search(SYSTEM_PROMPTS["ru"])
