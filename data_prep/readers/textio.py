@@ -95,13 +95,40 @@ def detect_encoding(path: Path, declared: str = "auto") -> str:
         raise SourceError(f"{path.name}: binary data (NUL bytes), not a text export")
     if _is_utf8(sample, whole) or _mostly_utf8(sample):
         return "utf-8"
-    best = from_bytes(sample, cp_isolation=list(CANDIDATES)).best()
+    best = _best_legacy(sample, whole)
     if best is None:
         raise SourceError(
             f"{path.name}: cannot tell the text encoding (not UTF-8, UTF-16, cp1251, GB18030, KOI8-R, cp866 "
             "or Big5); set `encoding:` for this source"
         )
-    return normalize_encoding(best.encoding)
+    return normalize_encoding(best)
+
+
+def _decoded_part(sample: bytes, encoding: str, whole: bool) -> bytes | None:
+    """The part of ``sample`` that ``encoding`` decodes strictly, up to a character cut off at the end of a
+    partial sample; None when the bytes cannot be in that encoding."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    try:
+        decoder.decode(sample, final=whole)
+    except UnicodeDecodeError:
+        return None
+    pending = len(decoder.getstate()[0])
+    return sample[: len(sample) - pending] if pending else sample
+
+
+def _best_legacy(sample: bytes, whole: bool) -> str | None:
+    """The legacy encoding that fits the bytes best: only the candidates that decode the sample strictly are
+    ranked, each by the charset library on the bytes it decodes whole, so where the sample happens to end cannot
+    decide (a double-byte character cut in two there would otherwise rule GBK out)."""
+    matches = []
+    for encoding in CANDIDATES:
+        part = _decoded_part(sample, encoding, whole)
+        if part is None:
+            continue
+        best = from_bytes(part, cp_isolation=[encoding]).best()
+        if best is not None:
+            matches.append(best)
+    return min(matches).encoding if matches else None
 
 
 def _check_declared(path: Path, sample: bytes, whole: bool, declared: str, bom: str | None) -> str:
