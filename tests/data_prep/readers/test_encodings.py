@@ -13,7 +13,13 @@ from data_prep.readers import iter_rows
 from data_prep.readers.rows import Row
 from data_prep.readers.textio import SAMPLE_BYTES, detect_encoding
 
-DIALOGUE = ["医生您好，我最近总是头痛", "孩子发烧三天了怎么办", "血压高需要吃什么药", "建议您到医院做个检查", "多喝水，注意休息"]
+DIALOGUE = [
+    "医生您好，我最近总是头痛",
+    "孩子发烧三天了怎么办",
+    "血压高需要吃什么药",
+    "建议您到医院做个检查",
+    "多喝水，注意休息",
+]
 RUSSIAN = ["Жалобы на кашель", "Диагноз: бронхит", "Рекомендовано обильное питьё", "Контроль через неделю"]
 
 
