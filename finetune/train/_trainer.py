@@ -1,5 +1,6 @@
-"""TRL's SFTTrainer with the guards a long run needs: a non-finite loss stops it at once with its step and likely
-cause, every training log carries tokens/s and peak memory, and the progress bar prints one short line per log.
+"""TRL's trainers with the guards a long run needs (`TrainingGuards`, mixed into the SFT trainer here and into the
+GRPO and DPO ones): a non-finite loss stops it at once with its step and likely cause, every training log carries
+tokens/s and peak memory, and the progress bar prints one short line per log.
 
 Only numbers are logged: no example text reaches the console, wandb or TensorBoard.
 """
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
-from transformers import ProgressCallback
+from transformers import ProgressCallback, Trainer
 from trl import SFTTrainer
 
 from finetune.train._collators import real_token_count
@@ -48,17 +49,22 @@ def non_finite_loss_message(value: float, step: int, learning_rate: float, max_g
     return f"the training loss became {kind} at step {step}; likely cause: {cause}. The adapter was not written."
 
 
-class GuardedSFTTrainer(SFTTrainer):
-    """SFTTrainer that refuses to go on after a non-finite loss and reports throughput and memory."""
+class TrainingGuards:
+    """What every medtune trainer adds to its TRL trainer (mixed in before it): a non-finite loss stops the run,
+    logs carry tokens/s and peak memory, and resumed or best checkpoints keep the adapter's training dtypes."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._rate_mark: tuple[float, int] | None = None
 
+    def _tokens_seen(self) -> int:
+        """Tokens trained on so far, as the TRL trainer counts them."""
+        return self._total_train_tokens
+
     def training_step(self, model: torch.nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
                       ) -> torch.Tensor:
         if self._rate_mark is None:
-            self._rate_mark = (time.perf_counter(), self._total_train_tokens)
+            self._rate_mark = (time.perf_counter(), self._tokens_seen())
         loss = super().training_step(model, inputs, num_items_in_batch)
         bad = (~torch.isfinite(loss.detach())).any().float()
         if self.accelerator.num_processes > 1:  # every rank stops together instead of one hanging in all-reduce
@@ -105,6 +111,19 @@ class GuardedSFTTrainer(SFTTrainer):
         with self._trainable_dtypes_kept():
             super()._load_best_model()
 
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._rate_mark is not None:
+            now, tokens = time.perf_counter(), self._tokens_seen()
+            then, tokens_then = self._rate_mark
+            logs["tokens_per_second"] = round((tokens - tokens_then) / max(now - then, 1e-9), 1)
+            self._rate_mark = (now, tokens)
+            logs["peak_memory_gib"] = round(peak_memory_gib()[0], 3)
+        super().log(logs, start_time)
+
+
+class GuardedSFTTrainer(TrainingGuards, SFTTrainer):
+    """SFTTrainer that refuses to go on after a non-finite loss and reports throughput and memory."""
+
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
         before = self._total_train_tokens
@@ -117,15 +136,6 @@ class GuardedSFTTrainer(SFTTrainer):
             self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
         return result
 
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if "loss" in logs and self._rate_mark is not None:
-            now, tokens = time.perf_counter(), self._total_train_tokens
-            then, tokens_then = self._rate_mark
-            logs["tokens_per_second"] = round((tokens - tokens_then) / max(now - then, 1e-9), 1)
-            self._rate_mark = (now, tokens)
-            logs["peak_memory_gib"] = round(peak_memory_gib()[0], 3)
-        super().log(logs, start_time)
-
 
 class ProgressLine(ProgressCallback):
     """The tqdm bar, plus one readable line per log instead of the raw metrics dict."""
@@ -136,6 +146,8 @@ class ProgressLine(ProgressCallback):
         parts = [f"step {state.global_step}/{state.max_steps}"]
         if "loss" in logs:
             parts.append(f"loss {logs['loss']:.4f}")
+        if logs.get("reward") is not None:
+            parts.append(f"reward {logs['reward']:.3f}")
         if "eval_loss" in logs:
             parts.append(f"eval loss {logs['eval_loss']:.4f}")
         if "tokens_per_second" in logs:
@@ -146,6 +158,6 @@ class ProgressLine(ProgressCallback):
             self.training_bar.write(" · ".join(parts), file=sys.stderr)
 
 
-def use_progress_line(trainer: SFTTrainer) -> None:
+def use_progress_line(trainer: Trainer) -> None:
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(ProgressLine())
