@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from data_prep.config import RECORD_KIND_OF_FORMAT, SourceConfig
@@ -22,6 +23,7 @@ from data_prep.readers.dialogue import SPEAKER_LINE, read_dialogues
 from data_prep.readers.errors import SourceError
 from data_prep.readers.exam import read_exam
 from data_prep.readers.fhir import read_fhir
+from data_prep.readers.folders import folder_format, read_folder
 from data_prep.readers.glossary import read_glossary
 from data_prep.readers.hl7v2 import read_hl7v2
 from data_prep.readers.notes import read_notes
@@ -101,13 +103,22 @@ def _first_row_keys(path: Path, source: SourceConfig | None) -> set[str] | None:
 
 
 def detect_format(path: str | Path, source: SourceConfig | None = None) -> str:
-    """The content format of ``path`` from its name and first bytes; SourceError when it cannot tell."""
+    """The content format of ``path`` from its name and first bytes (a folder: that of most of its files);
+    SourceError when it cannot tell."""
     path = Path(path)
     if path.is_dir():
-        files = list(path.iterdir())
-        if any(p.suffix == ".ann" for p in files):
+        if any(p.suffix == ".ann" for p in path.iterdir()):
             return "brat"
-        return "notes"
+        return folder_format(path, lambda file: detect_format(file, source))[0]
+    try:
+        return _file_format(path, source)
+    except SourceError:
+        raise
+    except Exception as exc:  # whatever the bytes: a message, not a traceback
+        raise SourceError(f"{path.name}: cannot tell the format ({type(exc).__name__}); set `format:`") from None
+
+
+def _file_format(path: Path, source: SourceConfig | None) -> str:
     suffix = path.suffix.lower()
     if suffix == ".ann" or (suffix == ".txt" and path.with_suffix(".ann").is_file()):
         return "brat"
@@ -154,21 +165,44 @@ def detect_format(path: str | Path, source: SourceConfig | None = None) -> str:
     return found
 
 
-def read_source(path: str | Path, source: SourceConfig) -> tuple[str, Iterator[Record | Reject]]:
-    """(format, stream of Records and Rejects) of one configured source, detecting the format if asked."""
+def read_source(path: str | Path, source: SourceConfig) -> tuple[str, Iterator[Record | Reject | Skip]]:
+    """(format, stream of Records, Rejects and Skips) of one configured source, detecting the format if asked.
+
+    A folder is read file by file (see folders.py; a BRAT folder by its own reader); with ``auto`` each file
+    in the format it is in. Whatever the input, a problem reaches the caller as a SourceError or a Reject."""
     path = Path(path)
-    fmt = source.format if source.format != "auto" else detect_format(path, source)
+    if not path.exists():
+        raise SourceError(f"{path}: no such file or folder")
+    formats = None
+    if path.is_dir() and source.format == "auto" and not any(p.suffix == ".ann" for p in path.iterdir()):
+        fmt, formats = folder_format(path, lambda file: detect_format(file, source))
+    else:
+        fmt = source.format if source.format != "auto" else detect_format(path, source)
     if path.is_file() and path.stat().st_size == 0:
         raise SourceError(f"{path.name}: the file is empty")
+    if path.is_dir() and fmt == "brat" and not any(p.suffix == ".txt" for p in path.iterdir()):
+        raise SourceError(f"{path}: no BRAT document (.txt with its .ann) in this folder")
     lang = None if source.lang == "auto" else source.lang
-    reader = READERS[fmt]
     kind = RECORD_KIND_OF_FORMAT[fmt]
 
-    def stream() -> Iterator[Record | Reject]:
-        for item in reader(path, lang=lang or "auto", source=source):
-            if isinstance(item, Record) and (item.kind != kind or (source.eval_only and not item.eval_only)):
-                from dataclasses import replace
+    def read_file(file: Path, file_format: str) -> Iterator[Record | Reject | Skip]:
+        if file.stat().st_size == 0:
+            raise SourceError(f"{file.name}: the file is empty")
+        reader = READERS[file_format]
+        try:
+            yield from reader(file, lang=lang or "auto", source=source)
+        except SourceError:
+            raise
+        except Exception as exc:  # a malformed file: a message naming it
+            raise SourceError(f"{file.name}: cannot be read as {file_format} ({type(exc).__name__})") from None
 
+    def stream() -> Iterator[Record | Reject | Skip]:
+        if path.is_dir() and fmt != "brat":
+            items = read_folder(path, fmt, read_file, formats)
+        else:
+            items = read_file(path, fmt) if path.is_file() else READERS[fmt](path, lang=lang or "auto", source=source)
+        for item in items:
+            if isinstance(item, Record) and (item.kind != kind or (source.eval_only and not item.eval_only)):
                 item = replace(item, kind=kind, eval_only=item.eval_only or source.eval_only)
             yield item
 
