@@ -73,6 +73,8 @@ def bundled_example_texts() -> Iterator[str]:
             if not isinstance(item, Record):
                 continue
             record, _ = deidentify(item)
-            for task in TASKS.values():
+            for name, task in TASKS.items():
+                if name == "text":  # the records' own text, already in `bundled_texts`
+                    continue
                 for example in task(record):
                     yield from (message["content"] for message in example.messages)
