@@ -11,7 +11,7 @@ from typing import Any
 
 from data_prep.config import RECORD_KIND_OF_FORMAT, TASKS_OF_KIND, DataConfig, SourceConfig, default_tasks
 from data_prep.convert import Plan
-from data_prep.readers import Skip, SourceError, read_source
+from data_prep.readers import Skip, SourceError, is_coding_row, read_source
 from data_prep.records import Record, Reject
 from data_prep.samples import bundled_path
 from data_prep.tasks import Prompts
@@ -31,10 +31,22 @@ def prompts_of(config: DataConfig) -> Prompts:
     return Prompts(system=dict(config.prompts.system), tasks={k: dict(v) for k, v in config.prompts.tasks.items()})
 
 
-def plan_of(config: DataConfig, source: SourceConfig, fmt: str, prompts: Prompts) -> Plan:
-    """How the records of ``source`` (found to be in format ``fmt``) are converted; refuses tasks the format
-    cannot feed."""
-    tasks = source.tasks if source.tasks is not None else default_tasks(fmt)
+def source_tasks(source: SourceConfig, fmt: str, first: Record | Reject | None = None) -> list[str]:
+    """The tasks the source names, else those of its format; complaints with a code and no diagnosis (``first``
+    record of the source is such a row) can only teach coding."""
+    if source.tasks is not None:
+        return list(source.tasks)
+    if isinstance(first, Record) and first.kind == "clinical" and is_coding_row(first.fields):
+        return ["icd10_coding"]
+    return default_tasks(fmt)
+
+
+def plan_of(
+    config: DataConfig, source: SourceConfig, fmt: str, prompts: Prompts, first: Record | Reject | None = None
+) -> Plan:
+    """How the records of ``source`` (found to be in format ``fmt``, ``first`` its first record) are converted;
+    refuses tasks the format cannot feed."""
+    tasks = source_tasks(source, fmt, first)
     kind = RECORD_KIND_OF_FORMAT[fmt]
     if wrong := [t for t in tasks if t not in TASKS_OF_KIND[kind]]:
         raise SourceError(
@@ -55,8 +67,9 @@ def plan_of(config: DataConfig, source: SourceConfig, fmt: str, prompts: Prompts
 
 def _opened_stream(
     path: Path, fmt: str, stream: Iterator[Record | Reject | Skip], skipped: Counter[str]
-) -> Iterator[Record | Reject]:
-    """The source's records and rejects, its skips counted into ``skipped`` (reason (what) → count) as they pass.
+) -> tuple[Record | Reject, Iterator[Record | Reject]]:
+    """The source's first record or reject, and all of them; its skips counted into ``skipped`` (reason (what) →
+    count) as they pass.
 
     The stream is started here, up to its first record or reject: a source that yields none is a SourceError that
     says what was found, before anything is written, never an empty dataset."""
@@ -77,7 +90,7 @@ def _opened_stream(
             + (f"; everything in it was skipped on purpose ({found})" if found else "")
             + "; check `path:` and `format:`"
         )
-    return itertools.chain([first], opened)
+    return first, itertools.chain([first], opened)
 
 
 def read_all(
@@ -90,9 +103,10 @@ def read_all(
     for source in config.sources:
         path = source_path(source)
         fmt, stream = read_source(path, source)
-        plan = plan_of(config, source, fmt, prompts)
         skipped: Counter[str] = Counter()
-        opened.append((plan, _opened_stream(path, fmt, stream, skipped)))
+        first, records = _opened_stream(path, fmt, stream, skipped)
+        plan = plan_of(config, source, fmt, prompts, first)
+        opened.append((plan, records))
         described.append(
             {
                 "file": path.name,

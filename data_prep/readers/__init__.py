@@ -17,8 +17,8 @@ from pathlib import Path
 from data_prep.config import RECORD_KIND_OF_FORMAT, SourceConfig
 from data_prep.readers.brat import read_brat
 from data_prep.readers.ccda import read_ccda
-from data_prep.readers.chat import read_chat
-from data_prep.readers.clinic import REQUIRED_FIELDS, TEXT_FIELDS, read_clinic_records
+from data_prep.readers.chat import CASE_QA_KEYS, read_chat
+from data_prep.readers.clinic import REQUIRED_FIELDS, TEXT_FIELDS, is_coding_row, read_clinic_records
 from data_prep.readers.dialogue import SPEAKER_LINE, read_dialogues
 from data_prep.readers.errors import SourceError
 from data_prep.readers.exam import read_exam
@@ -41,6 +41,7 @@ __all__ = [
     "Skip",
     "SourceError",
     "detect_format",
+    "is_coding_row",
     "iter_rows",
     "read_clinic_records",
     "read_source",
@@ -62,11 +63,14 @@ READERS: dict[str, Reader] = {
 }
 """Format name (``SourceConfig.format``) → reader ``(path, lang=None, source=None)``."""
 
+
 def _format_of_keys(keys: set[str]) -> str | None:
     """The content format a row's keys (after heading synonyms) point at."""
     lowered = {k.lower() for k in keys}
-    if lowered & {"messages", "conversations"} or {"instruction", "output"} <= lowered:
+    if lowered & {"messages", "conversations"} or {"instruction", "output"} <= lowered or lowered & CASE_QA_KEYS:
         return "chat"
+    if {"input", "target"} <= lowered:  # instruction rows: questions where options come with them
+        return "exam" if lowered & {"answer_choices", "options", "choices"} else "chat"
     if "resourcetype" in lowered:
         return "fhir"
     if lowered & {"turns", "utterances", "dialog"}:
@@ -83,7 +87,7 @@ def _format_of_keys(keys: set[str]) -> str | None:
     return None
 
 
-def _first_row_keys(path: Path, source: SourceConfig | None) -> set[str] | None:
+def _first_row_keys(path: Path, source: SourceConfig | None) -> list[str] | None:
     options = (
         {
             "container": source.container,
@@ -96,9 +100,9 @@ def _first_row_keys(path: Path, source: SourceConfig | None) -> set[str] | None:
     )
     for item in iter_rows(path, **options):  # type: ignore[arg-type]
         if isinstance(item, Header):
-            return set(item.columns)
+            return list(item.columns)
         if isinstance(item, Row):
-            return set(item.data)
+            return list(item.data)
     return None
 
 
@@ -156,13 +160,40 @@ def _file_format(path: Path, source: SourceConfig | None) -> str:
         except json.JSONDecodeError:
             pass
     keys = _first_row_keys(path, source)
-    found = _format_of_keys(keys) if keys else None
+    found = _format_of_keys(set(keys)) if keys else None
     if found is None:
+        columns = keys or []
         raise SourceError(
             f"{path.name}: cannot tell what the {detect_container(path)} rows hold "
-            f"(columns: {', '.join(sorted(keys or [])) or 'none'}); set `format:` and, if needed, `columns:`"
+            f"(columns: {', '.join(columns) or 'none'}); set `format:` and map the columns to fields"
+            + (f". For clinic records, for example (check each column):\n{columns_hint(columns)}" if columns else "")
         )
     return found
+
+
+HINT_WORDS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("patient_id", frozenset({"id", "mrn", "карта", "пациент", "patient", "患者编号", "病历号"})),
+    ("icd10", frozenset({"icd", "icd10", "code", "мкб", "код", "ахж", "编码"})),
+)
+"""Words in a column's name that suggest a field for `columns_hint`."""
+
+
+def columns_hint(columns: list[str]) -> str:
+    """A source's ``format:`` and ``columns:`` to paste into a recipe, each clinic record field given the column
+    whose name looks most like it (ids to ``patient_id``, codes to ``icd10``, the rest in order)."""
+    fields: dict[str, str] = {}
+    rest = list(columns)
+    for field, words in HINT_WORDS:
+        column = next((c for c in rest if set(re.split(r"[\W_]+", c.lower())) & words), None)
+        if column is not None:
+            fields[field] = column
+            rest.remove(column)
+    for field in ("complaints", "diagnosis", "history", "recommendations"):
+        if rest:
+            fields[field] = rest.pop(0)
+    lines = ["    format: clinic_records", "    columns:"]
+    lines += [f"      {field}: {json.dumps(column, ensure_ascii=False)}" for field, column in fields.items()]
+    return "\n".join(lines)
 
 
 def read_source(path: str | Path, source: SourceConfig) -> tuple[str, Iterator[Record | Reject | Skip]]:

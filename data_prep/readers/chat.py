@@ -66,9 +66,40 @@ def normalize_messages(
     return messages, None
 
 
+CASE_QA_KEYS = frozenset({"qa_pairs", "qa_list", "questions_answers"})
+"""Keys (any case) of a case record's list of questions asked in turn about it."""
+CASE_TEXT_KEYS = ("title", "case", "description", "context", "text")
+
+
+def _case_conversation(obj: dict[str, Any], key: str) -> tuple[list[dict[str, str]] | None, str | None]:
+    """A case record ({title, description, QA_pairs: [{question, answer}, …]}) as one conversation: the case and
+    the first question, then each further question in turn; (None, field at fault) when a pair is broken."""
+    pairs = obj[key]
+    if not isinstance(pairs, list) or not pairs:
+        return None, key
+    case = "\n".join(text for k in CASE_TEXT_KEYS if (text := text_of(obj.get(k))))
+    messages: list[dict[str, str]] = []
+    for i, pair in enumerate(pairs):
+        question = text_of(pair.get("question") or pair.get("q")) if isinstance(pair, dict) else ""
+        answer = text_of(pair.get("answer") or pair.get("a")) if isinstance(pair, dict) else ""
+        if not question or not answer:
+            return None, f"{key}[{i}]"
+        user = f"{case}\n\n{question}" if case and not messages else question
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+    return messages, None
+
+
 def chat_record(source: str, location: str, obj: dict[str, Any], lang: str | None) -> Record | Reject:
+    case_key = next((k for k in obj if k.lower() in CASE_QA_KEYS), None)
     if found := _turns(obj):
         messages, bad = normalize_messages(*found)
+    elif case_key is not None:
+        messages, bad = _case_conversation(obj, case_key)
+    elif "input" in obj and "target" in obj and "instruction" not in obj:
+        question, answer = text_of(obj.get("input")), text_of(obj.get("target"))
+        if not question or not answer:
+            return Reject(source, location, "missing_field", "input" if not question else "target")
+        messages, bad = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}], None
     elif "instruction" in obj and "output" in obj:
         instruction, extra, output = (text_of(obj.get(k)) for k in ("instruction", "input", "output"))
         if not instruction:
@@ -83,7 +114,7 @@ def chat_record(source: str, location: str, obj: dict[str, Any], lang: str | Non
         return Reject(source, location, "missing_field", "messages")
     if messages is None:
         return Reject(source, location, "invalid_chat", bad)
-    ident = text_of(obj.get("id")) or location.rsplit(":", 1)[-1]
+    ident = text_of(obj.get("id") or obj.get("sample_id")) or location.rsplit(":", 1)[-1]
     return Record(
         source, location, f"{source}#{ident}", declared_lang(obj, lang) or "auto", {"messages": messages}, kind="chat"
     )

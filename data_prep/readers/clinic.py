@@ -16,6 +16,7 @@ from typing import Any
 from data_prep.config import SUPPORTED_LANGS, SourceConfig
 from data_prep.readers.base import declared_lang, missing, read_rows, row_options
 from data_prep.readers.mapping import HEADING_SYNONYMS
+from data_prep.readers.sections import ICD10_CODE
 from data_prep.records import Record, Reject
 
 REQUIRED_FIELDS: tuple[str, ...] = ("patient_id", "lang", "diagnosis")
@@ -88,10 +89,25 @@ def _flat_cells(obj: dict[str, Any]) -> None:
         obj["patient_id"] = int(obj["patient_id"])
 
 
-def problem(obj: dict[str, Any]) -> tuple[str, str] | None:
-    """(reason, field) of the first problem that makes the object unusable, else None."""
+def is_coding_row(obj: dict[str, Any]) -> bool:
+    """Complaints with their ICD-10 code and no diagnosis text nor patient (a coding benchmark's rows; each row is
+    then its own patient). A row that names its patient but lacks the diagnosis is a broken clinic record."""
+    code = obj.get("icd10")
+    return (
+        not missing(obj.get("complaints"))
+        and isinstance(code, str)
+        and ICD10_CODE.fullmatch(code.strip()) is not None
+        and missing(obj.get("diagnosis"))
+        and missing(obj.get("patient_id"))
+        and not obj.get("patient")
+    )
+
+
+def problem(obj: dict[str, Any], coding: bool = False) -> tuple[str, str] | None:
+    """(reason, field) of the first problem that makes the object unusable (``coding``: a coding row, which needs
+    no diagnosis), else None."""
     for name in REQUIRED_FIELDS:
-        if missing(obj.get(name)):
+        if missing(obj.get(name)) and not (name == "diagnosis" and coding):
             return "missing_field", name
     if not isinstance(obj["patient_id"], str | int) or isinstance(obj["patient_id"], bool):
         return "invalid_field", "patient_id"
@@ -128,7 +144,10 @@ def clinic_record(source: str, location: str, obj: dict[str, Any], lang: str | N
     obj["lang"] = lang_value if lang_value is not None else lang
     obj.pop("language", None)
     _flat_cells(obj)
-    if found := problem(obj):
+    coding = is_coding_row(obj)
+    if coding:
+        obj["patient_id"] = f"{source}#{obj.get('record_id') or location.rsplit(':', 1)[-1]}"
+    if found := problem(obj, coding):
         reason, field = found
         return Reject(source, location, reason, field)
     fields = {k: v for k, v in obj.items() if k not in ("patient_id", "lang") and v is not None}

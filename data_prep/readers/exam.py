@@ -82,8 +82,26 @@ def _context(value: Any) -> str:
     return text_of(value)
 
 
+def instruction_item(obj: dict[str, Any]) -> dict[str, Any]:
+    """An instruction row ({input, target, answer_choices}) as a question: multiple choice where the target is one
+    of its choices, else an open question whose answer is the target (the input then lists the choices itself)."""
+    choices = obj.get("answer_choices")
+    item = {k: v for k, v in obj.items() if k not in ("input", "target", "answer_choices")}
+    item["question"], item["answer"] = obj.get("input"), obj.get("target")
+    if (
+        isinstance(choices, list)
+        and len(choices) >= 2
+        and _answer_index(obj.get("target"), [text_of(c) for c in choices]) is not None
+    ):
+        item["options"] = choices
+    item.setdefault("id", obj.get("sample_id"))
+    return item
+
+
 def question_record(source: str, location: str, obj: dict[str, Any], lang: str | None) -> Record | Reject:
     """One item as a question Record; unanswerable-by-key items are marked evaluation-only."""
+    if "input" in obj and "target" in obj and "question" not in obj:
+        obj = instruction_item(obj)
     question = text_of(obj.get("question"))
     if not question:
         return Reject(source, location, "missing_field", "question")

@@ -207,10 +207,10 @@ def _example(
 def structured_summary(record: Record, prompts: Prompts | None = None) -> list[ChatExample]:
     """Note in, summary under fixed headings out; abnormal labs listed with value, unit and range.
 
-    A record with neither complaints, diagnosis nor labs (a prose note read whole) gives no summary: every
-    heading would say "no data" while the facts sit unread in the text."""
+    A record with neither a diagnosis nor labs (a prose note read whole, complaints with their code) gives no
+    summary: its headings would say "no data" while the facts sit unread in the text."""
     fields, lang = record.fields, record.lang
-    if not (_text(fields, "complaints") or _text(fields, "diagnosis") or _labs(fields)):
+    if not (_text(fields, "diagnosis") or _labs(fields)):
         return []
     headings, words = SUMMARY_HEADINGS[lang], WORDS[lang]
     colon = words["colon"]
@@ -272,9 +272,10 @@ def icd10_coding(record: Record, prompts: Prompts | None = None) -> list[ChatExa
     lines = [f"{labels['complaints']}{colon}{complaints}"]
     if history := _text(fields, "history"):
         lines.append(f"{labels['history']}{colon}{history}")
-    diagnosis = _text(fields, "diagnosis").rstrip(".。") or WORDS[lang]["no_data"]
+    diagnosis = _text(fields, "diagnosis").rstrip(".。")
     user = f"{(prompts or BUILT_IN).instruction('icd10_coding', lang)}\n\n" + "\n".join(lines)
-    return [_example(record, "icd10_coding", user, f"{code} — {diagnosis}", prompts=prompts)]
+    answer = f"{code} — {diagnosis}" if diagnosis else code
+    return [_example(record, "icd10_coding", user, answer, prompts=prompts)]
 
 
 PLAIN: dict[str, dict[str, str]] = {
