@@ -103,9 +103,69 @@ class LoraConfig(ConfigSection):
     )
 
 
-Objective = Literal["sft", "completion"]
+Objective = Literal["sft", "completion", "grpo", "dpo"]
 """What the loss is taken on: `sft` the model's turns of chat examples; `completion` every token of raw text rows
-(continued pretraining on unlabelled notes)."""
+(continued pretraining on unlabelled notes); `grpo` sampled answers scored by verifiable rewards; `dpo` pairs of
+answers a clinician chose between."""
+GRPO_TASKS = ("multiple_choice", "qa", "icd10_coding", "extraction")
+"""Tasks whose examples carry a checkable reference (answer letter, yes/no, code, entities) for GRPO's rewards."""
+DPO_TASKS = ("preference",)
+RewardName = Literal["option_letter", "yes_no", "icd10", "extraction", "answer_text", "format", "language", "length"]
+"""The rewards of finetune.train._rewards (REWARD_NAMES)."""
+
+
+class GrpoConfig(ConfigSection):
+    """GRPO (`train.objective: grpo`): answers sampled per prompt, scored by verifiable rewards, compared within their
+    group. Fields are TRL's GRPOConfig names."""
+
+    num_generations: int = Field(
+        4, ge=2, le=256, description="Answers sampled per prompt; train.per_device_train_batch_size × "
+        "gradient_accumulation_steps counts answers and must be a multiple of it."
+    )
+    max_completion_length: int = Field(256, ge=1, le=MAX_TOKENS, description="Longest sampled answer in tokens.")
+    temperature: float = Field(1.0, gt=0, le=10.0, description="Sampling temperature of the answers.")
+    beta: float = Field(
+        0.0, ge=0, le=10.0, description="KL weight against the starting model; 0 loads no reference and runs no "
+        "reference pass (TRL's default)."
+    )
+    scale_rewards: Literal["group", "batch", "none"] = Field(
+        "group", description="Divide advantages by the reward spread of the group, the batch, or not at all."
+    )
+    rewards: dict[RewardName, float] = Field(
+        default_factory=lambda: {"option_letter": 1.0, "yes_no": 1.0, "icd10": 1.0, "extraction": 1.0,
+                                 "format": 0.25, "language": 0.5},
+        description="Reward name → weight; a reward that does not apply to an example's kind scores 0 there.",
+    )
+    max_answer_chars: int = Field(
+        1000, ge=1, le=10**6, description="Answers longer than this are penalised by the `length` reward."
+    )
+    use_vllm: bool = Field(
+        False, description="Generate with vLLM on the GPU (pip install '.[vllm]'); much faster sampling than "
+        "transformers' generate. CPU runs and machines without vLLM use generate."
+    )
+    vllm_mode: Literal["colocate", "server"] = Field(
+        "colocate", description="colocate: vLLM shares the training GPU; server: a `trl vllm-serve` process."
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        0.3, gt=0, le=1.0, description="Share of GPU memory vLLM takes in colocate mode (weights and KV cache)."
+    )
+
+    @field_validator("rewards")
+    @classmethod
+    def _some_reward(cls, value: dict[str, float]) -> dict[str, float]:
+        if not value or not any(weight != 0 for weight in value.values()):
+            raise ValueError("name at least one reward with a non-zero weight, e.g. {option_letter: 1.0}")
+        return value
+
+
+class DpoConfig(ConfigSection):
+    """DPO (`train.objective: dpo`) on preference pairs; the reference is the starting model, computed with the
+    adapter disabled (or, starting from an SFT adapter, a frozen copy of it): no second copy of the base."""
+
+    beta: float = Field(0.1, gt=0, le=100.0, description="How far the policy may move from the reference.")
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust", "apo_zero", "sigmoid_norm"] = Field(
+        "sigmoid", description="TRL's DPO loss: sigmoid is the DPO paper's; ipo for noisy or small preference sets."
+    )
 
 
 class TrainConfig(ConfigSection):
@@ -114,7 +174,9 @@ class TrainConfig(ConfigSection):
     objective: Objective = Field(
         "sft", description="sft: chat examples, loss on the model's turns; completion: raw text rows (prepared with "
         "data.sources[].tasks: [text]) packed into rows of max_length and trained with the causal LM loss on every "
-        "token (continued pretraining)."
+        "token (continued pretraining); grpo: prompts of tasks with a checkable answer, rewarded (train.grpo); dpo: "
+        "preference pairs (format: preference, train.dpo). GRPO and DPO usually start from an SFT result "
+        "(start_from)."
     )
     start_from: str | None = Field(
         None, description="Start from earlier training: an adapter directory (adapter_config.json; its weights keep "
@@ -171,6 +233,8 @@ class TrainConfig(ConfigSection):
         "takes precedence."
     )
     run_name: str | None = Field(None, description="Run name in wandb and TensorBoard (default: the recipe name).")
+    grpo: GrpoConfig = Field(default_factory=GrpoConfig, description="Settings of objective grpo.")
+    dpo: DpoConfig = Field(default_factory=DpoConfig, description="Settings of objective dpo.")
 
 
 class PretrainConfig(ConfigSection):
@@ -310,11 +374,34 @@ class Recipe(ConfigSection):
                         f"{name}.sources[{index}].tasks: text rows are for train.objective: completion (or the "
                         "pretrain section); SFT needs chat tasks"
                     )
+        self._tasks_fit_grpo_and_dpo()
         if self.pretrain is not None and self.train.objective != "sft":
             raise ValueError("a pretrain section goes before SFT: set train.objective: sft")
         if self.pretrain is not None and self.train.start_from is not None:
             raise ValueError("train.start_from and a pretrain section both say where SFT starts: keep one")
         return self
+
+    def _tasks_fit_grpo_and_dpo(self) -> None:
+        """GRPO needs examples with a checkable reference, DPO preference pairs, and preference pairs need DPO."""
+        objective = self.train.objective
+        for index, source in enumerate(self.data.sources):
+            tasks = source.tasks or []
+            where = f"data.sources[{index}].tasks"
+            if objective == "grpo" and (wrong := [t for t in tasks if t not in GRPO_TASKS]):
+                raise ValueError(f"{where}: {', '.join(wrong)} have no checkable answer for GRPO's rewards; use "
+                                 f"{', '.join(GRPO_TASKS)}")
+            if objective == "dpo" and any(t not in DPO_TASKS for t in tasks):
+                raise ValueError(f"{where}: DPO trains on preference pairs; set format: preference, tasks: "
+                                 "[preference]")
+            if objective != "dpo" and "preference" in tasks:
+                raise ValueError(f"{where}: preference pairs are for train.objective: dpo")
+        if objective == "grpo":
+            completions = self.train.per_device_train_batch_size * self.train.gradient_accumulation_steps
+            if completions % self.train.grpo.num_generations:
+                raise ValueError(
+                    f"train.per_device_train_batch_size × gradient_accumulation_steps ({completions}) counts GRPO's "
+                    f"answers and must be a multiple of train.grpo.num_generations ({self.train.grpo.num_generations})"
+                )
 
     @model_validator(mode="after")
     def _no_answer_is_cut_by_truncation(self) -> Recipe:
