@@ -28,6 +28,10 @@ from data_prep.sources import prompts_of, read_all, source_path
 from data_prep.split import SPLITS, assign_groups
 from data_prep.spool import SpooledLines, close_spools
 from data_prep.tally import Intake, Tally
+from data_prep.tasks import prompt_only as prompt_only_line
+
+PROMPT_ONLY_SPLITS = ("train", "validation")
+"""What GRPO samples answers for; the test split keeps its answers for the before/after evaluation."""
 
 __all__ = [
     "CHUNK",
@@ -49,6 +53,7 @@ def prepare(
     token_counter: MessagesTokenCounter | None = None,
     *,
     progress: bool = False,
+    prompt_only: bool = False,
 ) -> dict:
     """Prepare the dataset described by ``config`` into ``out_dir``; returns the data card.
 
@@ -57,6 +62,8 @@ def prepare(
     ``data_card.json``, ``data_card.md`` and ``MARKER_NAME``. ``token_counter`` gets a message list and returns its
     length in tokens as the model will see it (chat template applied); with it, ``quality.max_tokens``
     is enforced, lengths are reported in tokens and the tokenizer's fertility is measured.
+    With ``prompt_only`` (GRPO), train and validation lines are written without their answer turns (the
+    reference stays in ``meta.reference``); test keeps its answers for the evaluation.
     Raises SourceError (a ValueError) when a whole source cannot be read as configured, and OutputError (a
     ValueError), with nothing written, for an output folder that overlaps a source or holds files at output paths
     that no earlier prepare wrote (see `check_output_dir`); an earlier prepare's outputs are replaced.
@@ -80,7 +87,7 @@ def prepare(
                     bar.update(1)
                 intake.take(outcome, plans[plan_index].source_lang)
         (out_dir / "rejects.jsonl.tmp").replace(out_dir / "rejects.jsonl")
-        splits, written = _write_splits(config, out_dir, spooled, tally.kept, tally.kept_at)
+        splits, written = _write_splits(config, out_dir, spooled, tally.kept, tally.kept_at, prompt_only)
     finally:
         gc.unfreeze()
         if bar is not None:
@@ -107,8 +114,10 @@ def _write_splits(
     spooled: SpooledLines,
     kept: list[ExampleStub],
     kept_at: array[int],
+    prompt_only: bool = False,
 ) -> tuple[dict[str, list[ExampleStub]], dict[str, int]]:
-    """Assign patients to splits, then copy each spooled example into its split's file."""
+    """Assign patients to splits, then copy each spooled example into its split's file (train and validation
+    without answers when ``prompt_only``)."""
     answered = [s for s in kept if s.answered]
     assignment = assign_groups(
         ((s.meta["group"], s.meta["lang"], s.meta["task"], bool(s.meta.get("eval_only"))) for s in answered),
@@ -124,7 +133,8 @@ def _write_splits(
         for stub, at in zip(kept, places, strict=True):  # UTF-8 lines copied as they are
             name = assignment[stub.meta["group"]] if stub.answered else "eval_only"
             splits[name].append(stub)
-            handles[name].write(spooled.next_line(at))
+            line = spooled.next_line(at)
+            handles[name].write(prompt_only_line(line) if prompt_only and name in PROMPT_ONLY_SPLITS else line)
     finally:
         for handle in handles.values():
             handle.close()

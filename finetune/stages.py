@@ -39,7 +39,8 @@ def prepare_stage(recipe: Recipe) -> dict[str, Any]:
     def count_tokens(messages: list[dict[str, Any]]) -> int:
         return len(tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False))
 
-    card = prepare(recipe.data, recipe.data_dir, token_counter=count_tokens, progress=sys.stderr.isatty())
+    card = prepare(recipe.data, recipe.data_dir, token_counter=count_tokens, progress=sys.stderr.isatty(),
+                   prompt_only=recipe.train.objective == "grpo")
     write_resolved(recipe, recipe.data_dir)
     return card
 

@@ -2,5 +2,6 @@
 
 from data_prep.tasks._build import TASKS
 from data_prep.tasks._prompts import Prompts
+from data_prep.tasks._references import REFERENCE_TASKS, prompt_only
 
-__all__ = ["TASKS", "Prompts"]
+__all__ = ["REFERENCE_TASKS", "TASKS", "Prompts", "prompt_only"]

@@ -19,6 +19,7 @@ from data_prep.tasks._phrases import NOTE_LABELS, SUMMARY_HEADINGS, WORDS, days
 from data_prep.tasks._prompts import BUILT_IN, Prompts
 from data_prep.tasks._qa import multiple_choice, qa
 from data_prep.tasks._raw_text import raw_text
+from data_prep.tasks._references import with_reference
 from data_prep.tasks._text import chat, dialogue_continuation, extraction, term_definition, term_translation
 
 # --- lab values -----------------------------------------------------------------------------------
@@ -319,15 +320,16 @@ Task = Callable[..., list[ChatExample] | list[TextExample]]
 TASKS: dict[str, Task] = {
     "structured_summary": structured_summary,
     "lab_explanation": lab_explanation,
-    "icd10_coding": icd10_coding,
+    "icd10_coding": with_reference("icd10_coding", icd10_coding),
     "plain_language": plain_language,
-    "extraction": extraction,
-    "qa": qa,
-    "multiple_choice": multiple_choice,
+    "extraction": with_reference("extraction", extraction),
+    "qa": with_reference("qa", qa),
+    "multiple_choice": with_reference("multiple_choice", multiple_choice),
     "dialogue_continuation": dialogue_continuation,
     "chat": chat,
     "term_translation": term_translation,
     "term_definition": term_definition,
     "text": text,
 }
-"""Task name (``SourceConfig.tasks``) → builder ``(record, prompts=None)``; it may return no example."""
+"""Task name (``SourceConfig.tasks``) → builder ``(record, prompts=None)``; it may return no example. Tasks with a
+checkable answer also write it into ``meta.reference`` (for GRPO's rewards)."""
