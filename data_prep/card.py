@@ -214,7 +214,10 @@ def build_card(
     unit = length_unit or ("tokens" if length_of is not None else "chars")
     settings = config.model_dump(mode="json", exclude={"patient_salt"})
     return {
-        "sources": [{**s, "skipped": dict(sorted((s.get("skipped") or {}).items()))} for s in sources],
+        "sources": [
+            {**s, **{key: dict(sorted((s.get(key) or {}).items())) for key in ("skipped", "left_unread")}}
+            for s in sources
+        ],
         "records": {
             "in": records_read,
             "converted": converted,
@@ -227,6 +230,7 @@ def build_card(
         "splits": _splits_section(splits),
         "eval_only": _eval_only_section(splits),
         "skip_reasons": _tally(_skip_reason(o) for o in skipped),
+        "left_unread": dict(sorted(sum((Counter(s.get("left_unread") or {}) for s in sources), Counter()).items())),
         "rejection_reasons": {
             "records": _tally(o.reason for o in outcomes if o.reason is not None and _kind(o) == "rejected"),
             "examples": _tally(r.reason for _, r in rejected),
@@ -323,7 +327,7 @@ def render_markdown(card: Mapping[str, Any]) -> str:
     out += _records_md(card["records"])
     out += _examples_md(card)
     out += _splits_md(card["splits"])
-    out += _skips_md(card.get("skip_reasons", {}))
+    out += _skips_md(card.get("skip_reasons", {}), card.get("left_unread", {}))
     out += _rejections_md(card["rejection_reasons"])
     out += _redactions_md(card["redactions"])
     out += _lengths_md(card["lengths"])
@@ -388,10 +392,13 @@ def _splits_md(splits: Mapping[str, Any]) -> list[str]:
     )
 
 
-def _skips_md(reasons: Mapping[str, int]) -> list[str]:
+def _skips_md(reasons: Mapping[str, int], unread: Mapping[str, int]) -> list[str]:
     out = ["", "## Skipped on purpose", ""]
+    if unread:
+        parts = ", ".join(f"{k}: {v}" for k, v in unread.items())
+        out += [f"Parts of records read but left out (no task uses them): {parts}.", ""]
     if not reasons:
-        return [*out, "None."]
+        return [*out, "No record skipped."]
     out += [
         "Records that were read and are sound but that no configured task uses (a prose note has no complaints, "
         "diagnosis or labs for the clinical tasks), and entries a reader leaves out by design (administrative "

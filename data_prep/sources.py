@@ -66,10 +66,10 @@ def plan_of(
 
 
 def _opened_stream(
-    path: Path, fmt: str, stream: Iterator[Record | Reject | Skip], skipped: Counter[str]
+    path: Path, fmt: str, stream: Iterator[Record | Reject | Skip], skipped: Counter[str], unread: Counter[str]
 ) -> tuple[Record | Reject, Iterator[Record | Reject]]:
     """The source's first record or reject, and all of them; its skips counted into ``skipped`` (reason (what) →
-    count) as they pass.
+    count) as they pass, parts of records left unread into ``unread``.
 
     The stream is started here, up to its first record or reject: a source that yields none is a SourceError that
     says what was found, before anything is written, never an empty dataset."""
@@ -77,7 +77,7 @@ def _opened_stream(
     def records() -> Iterator[Record | Reject]:
         for item in stream:
             if isinstance(item, Skip):
-                skipped[f"{item.reason} ({item.what})" if item.what else item.reason] += 1
+                (unread if item.part else skipped)[f"{item.reason} ({item.what})" if item.what else item.reason] += 1
             else:
                 yield item
 
@@ -104,7 +104,8 @@ def read_all(
         path = source_path(source)
         fmt, stream = read_source(path, source)
         skipped: Counter[str] = Counter()
-        first, records = _opened_stream(path, fmt, stream, skipped)
+        unread: Counter[str] = Counter()
+        first, records = _opened_stream(path, fmt, stream, skipped, unread)
         plan = plan_of(config, source, fmt, prompts, first)
         opened.append((plan, records))
         described.append(
@@ -115,6 +116,7 @@ def read_all(
                 "tasks": list(plan.tasks),
                 "eval_only": source.eval_only,
                 "skipped": skipped,
+                "left_unread": unread,
             }
         )
     plans = [plan for plan, _ in opened]

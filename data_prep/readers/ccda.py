@@ -16,11 +16,13 @@ from lxml import etree
 
 from data_prep.config import SUPPORTED_LANGS, SourceConfig
 from data_prep.readers.rows import MAX_FIELD_CHARS
+from data_prep.readers.skip import Skip
 from data_prep.records import Record, Reject
 
 NS = {"v3": "urn:hl7-org:v3", "xsi": "http://www.w3.org/2001/XMLSchema-instance"}
 V3 = "{urn:hl7-org:v3}"
 ICD10_SYSTEMS = ("2.16.840.1.113883.6.90", "2.16.840.1.113883.6.3")
+SNOMED_SYSTEM = "2.16.840.1.113883.6.96"
 SECTION_FIELDS: dict[str, str] = {
     "10154-3": "complaints",
     "46239-0": "complaints",
@@ -130,8 +132,11 @@ def _patient(document: Any) -> tuple[dict[str, str], str | None]:
     return patient, patient_id
 
 
-def document_record(source: str, location: str, document: Any, lang: str | None) -> Record | Reject:
-    """A ClinicalDocument as a clinical Record, or a Reject when it has no patient or no sections."""
+def document_record(
+    source: str, location: str, document: Any, lang: str | None, unread: list[str] | None = None
+) -> Record | Reject:
+    """A ClinicalDocument as a clinical Record, or a Reject when it has no patient or no sections; the sections no
+    field comes from (no narrative, no entry read) are appended to ``unread`` by code or title."""
     patient, patient_id = _patient(document)
     if not patient_id:
         return Reject(source, location, "missing_field", "recordTarget/patientRole/id")
@@ -144,6 +149,7 @@ def document_record(source: str, location: str, document: Any, lang: str | None)
         title = _text(section.find("v3:title", NS))
         text = _text(section.find("v3:text", NS))
         target = SECTION_FIELDS.get(loinc or "")
+        read_before = len(labs), "icd10" in fields, "snomed" in fields
         if target in ("labs_text", "vitals_text"):
             labs.extend(lab for obs in _observations(section) if (lab := _lab(obs)))
         if target == "diagnosis":
@@ -152,7 +158,11 @@ def document_record(source: str, location: str, document: Any, lang: str | None)
                     fields.setdefault("icd10", value.get("code"))
                     if not text and value.get("displayName"):
                         text = value.get("displayName")
+                elif value.get("codeSystem") == SNOMED_SYSTEM and value.get("code"):
+                    fields.setdefault("snomed", value.get("code"))
         if not text:
+            if unread is not None and read_before == (len(labs), "icd10" in fields, "snomed" in fields):
+                unread.append(loinc or title or "section")
             continue
         if target in LIST_FIELDS:
             fields.setdefault(target, []).extend(line for line in text.split("\n") if line.strip())
@@ -182,7 +192,7 @@ def document_record(source: str, location: str, document: Any, lang: str | None)
 
 def read_ccda(
     path: str | Path, lang: str | None = None, source: SourceConfig | None = None
-) -> Iterator[Record | Reject]:
+) -> Iterator[Record | Reject | Skip]:
     """Stream the ClinicalDocuments of an XML file (one or several); broken XML becomes a Reject at its line."""
     path = Path(path)
     name = path.name
@@ -199,7 +209,12 @@ def read_ccda(
     try:
         for _, document in parser:
             index += 1
-            yield document_record(name, f"{name}:document {index} (line {document.sourceline})", document, lang)
+            location = f"{name}:document {index} (line {document.sourceline})"
+            unread: list[str] = []
+            made = document_record(name, location, document, lang, unread)
+            yield made
+            if isinstance(made, Record):
+                yield from (Skip(name, location, "unread_section", code, part=True) for code in unread)
             document.clear()
     except etree.XMLSyntaxError as exc:
         line = exc.position[0] if exc.position else 0

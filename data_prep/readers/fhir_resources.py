@@ -15,25 +15,57 @@ from data_prep.readers.rows import MAX_FIELD_CHARS
 PATIENT_LINKS = ("subject", "patient", "beneficiary")
 
 
+SEMANTIC_TAG = re.compile(
+    r"\s*\((?:finding|disorder|procedure|situation|qualifier value|observable entity|morphologic abnormality|"
+    r"regime/therapy|body structure|substance|product|event|record artifact|physical object)\)\s*$"
+)
+"""The tag that ends a SNOMED CT fully specified name ("Cough (finding)"): a label for terminologists."""
+CODE_SYSTEMS: tuple[tuple[str, str], ...] = (
+    ("icd-10", "ICD-10"),
+    ("icd10", "ICD-10"),
+    ("snomed", "SNOMED CT"),
+    ("loinc", "LOINC"),
+    ("rxnorm", "RxNorm"),
+    ("cvx", "CVX"),
+)
+"""A coding's system URL (any part) → the code system's name."""
+
+
+def _codings(concept: Any) -> list[dict[str, Any]]:
+    if not isinstance(concept, dict):
+        return []
+    return [c for c in concept.get("coding") or [] if isinstance(c, dict)]
+
+
+def system_name(system: Any) -> str | None:
+    """The name of a coding's code system (``http://snomed.info/sct`` → ``SNOMED CT``), or None."""
+    lowered = str(system or "").lower()
+    return next((name for part, name in CODE_SYSTEMS if part in lowered), None)
+
+
 def text_of(concept: Any) -> str:
-    """The human text of a CodeableConcept: its text, else the first display."""
+    """The human text of a CodeableConcept: its text, else the first display (a SNOMED CT one without its tag)."""
     if not isinstance(concept, dict):
         return ""
     if isinstance(concept.get("text"), str) and concept["text"].strip():
-        return concept["text"].strip()
-    for coding in concept.get("coding") or []:
-        if isinstance(coding, dict) and isinstance(coding.get("display"), str):
-            return coding["display"].strip()
+        return SEMANTIC_TAG.sub("", concept["text"].strip())
+    for coding in _codings(concept):
+        if isinstance(coding.get("display"), str) and coding["display"].strip():
+            return SEMANTIC_TAG.sub("", coding["display"].strip())
     return ""
+
+
+def code_of(concept: Any, system: str) -> str | None:
+    """The code from the named code system (``ICD-10``, ``SNOMED CT``, ``LOINC``) among a concept's codings."""
+    for coding in _codings(concept):
+        if system_name(coding.get("system")) == system and str(coding.get("code", "")).strip():
+            return str(coding["code"]).strip()
+    return None
 
 
 def icd10_of(concept: Any) -> str | None:
     """The ICD-10 code among a CodeableConcept's codings, or None."""
-    for coding in (concept or {}).get("coding") or [] if isinstance(concept, dict) else []:
-        system = str(coding.get("system", "")).lower() if isinstance(coding, dict) else ""
-        if "icd-10" in system or "icd10" in system:
-            return str(coding.get("code", "")).strip() or None
-    return None
+    return code_of(concept, "ICD-10")
 
 
 def human_name(names: Any) -> str:
@@ -99,6 +131,8 @@ def observation_labs(resource: dict[str, Any]) -> list[dict[str, Any]]:
         (text_of(c.get("code")) or name, c) for c in resource.get("component") or [] if isinstance(c, dict)
     ]:
         lab: dict[str, Any] = {"name": part_name}
+        if loinc := code_of(part.get("code"), "LOINC"):
+            lab["loinc"] = loinc
         if isinstance(part.get("valueQuantity"), dict):
             quantity = part["valueQuantity"]
             if _number(quantity.get("value")) is None:

@@ -16,6 +16,7 @@ from typing import Any
 import hl7
 
 from data_prep.config import SUPPORTED_LANGS, SourceConfig
+from data_prep.readers.skip import Skip
 from data_prep.readers.textio import detect_encoding, has_bad_bytes, iter_lines
 from data_prep.records import Record, Reject
 
@@ -171,6 +172,10 @@ def _stay(message: hl7.Message, pv1: hl7.Segment) -> dict[str, str]:
     return stay
 
 
+SNOMED_SYSTEMS = frozenset({"SCT", "SNM", "SNM3", "SNOMED", "SNOMEDCT"})
+"""HL7 table 0396 names of SNOMED CT in a coded element's third component (the rest: ICD-10, as exports mostly are)."""
+
+
 def _add_findings(message: hl7.Message, fields: dict[str, Any]) -> None:
     """Diagnoses and codes (DG1), results and text reports (OBX), notes (NTE) and allergies (AL1) into ``fields``."""
     diagnoses, codes, labs, notes = [], [], [], []
@@ -181,8 +186,10 @@ def _add_findings(message: hl7.Message, fields: dict[str, Any]) -> None:
             text = (code[1] if len(code) > 1 else "") or (_text(message, seg[4]) if len(seg) > 4 else "")
             if text:
                 diagnoses.append(message.unescape(text))
-            if code[0]:
+            if code[0] and (len(code) < 3 or code[2].upper() not in SNOMED_SYSTEMS):
                 codes.append(code[0])
+            elif code[0]:
+                fields.setdefault("snomed", code[0])
         elif kind == "OBX":
             value_type = _text(message, seg[2]) if len(seg) > 2 else ""
             if value_type in ("TX", "FT") and len(seg) > 5:
@@ -210,12 +217,22 @@ def _segment(message: hl7.Message, name: str) -> hl7.Segment | None:
         return None
 
 
+READ_SEGMENTS = frozenset({"MSH", "PID", "PV1", "DG1", "OBX", "NTE", "AL1"})
+"""The segments a record is made of; the others (orders, insurance, next of kin …) are counted as left unread."""
+
+
 def read_hl7v2(
     path: str | Path, lang: str | None = None, source: SourceConfig | None = None
-) -> Iterator[Record | Reject]:
-    """Stream the messages of an HL7 v2 file; each becomes a Record or a Reject at ``message N``."""
+) -> Iterator[Record | Reject | Skip]:
+    """Stream the messages of an HL7 v2 file; each becomes a Record or a Reject at ``message N``, and each segment
+    of a record that no field comes from a Skip (a part)."""
     path = Path(path)
     encoding = detect_encoding(path, source.encoding if source else "auto")
     for index, lineno, segments in _messages(path, encoding):
         location = f"{path.name}:message {index} (line {lineno})"
-        yield message_record(path.name, location, segments, lang)
+        made = message_record(path.name, location, segments, lang)
+        yield made
+        if isinstance(made, Record):
+            for line, segment in segments:
+                if (name := segment[:3]) not in READ_SEGMENTS:
+                    yield Skip(path.name, f"{location}, line {line}", "unread_segment", name, part=True)

@@ -15,3 +15,5 @@ class Skip:
     reason: str
     what: str = ""
     """What was skipped, by kind (``Claim``, ``ROL``); never patient text."""
+    part: bool = False
+    """A part of a record left unread (an HL7 segment, a C-CDA section), not a record: counted apart from records."""

@@ -12,7 +12,7 @@ from typing import get_args
 import pytest
 
 from data_prep.config import FormatName, SourceConfig
-from data_prep.readers import READERS, SourceError, detect_format, read_source
+from data_prep.readers import READERS, Skip, SourceError, detect_format, read_source
 from data_prep.records import Record, Reject
 
 
@@ -244,13 +244,12 @@ def test_fhir_bundles_become_one_record_per_patient(tmp_path: Path, kind: str) -
     assert detect_format(path) == "fhir"
     items = read(path)
     rejects = [(r.location, r.reason, r.field) for r in items if isinstance(r, Reject)]
-    assert rejects == [
-        ("bundle.json:entry[8]", "unknown_resource_type", "Basic"),
-        ("bundle.json:entry[9]", "missing_reference", "subject"),
-    ]
+    assert rejects == [("bundle.json:entry[9]", "missing_reference", "subject")]
+    skips = [(s.location, s.reason, s.what) for s in items if isinstance(s, Skip)]
+    assert skips == [("bundle.json:entry[8]", "unread_resource", "Basic")]
     [record] = records(items)
     fields = record.fields
-    assert record.lang == "ru" and record.location == "bundle.json:entry[1]"
+    assert record.lang == "ru" and record.location == "bundle.json:entry[2]"  # its encounter
     assert fields["labs"] == [{"name": "Гемоглобин", "value": 98, "unit": "г/л", "ref_low": 120, "ref_high": 160}]
     assert (fields["admission_date"], fields["discharge_date"], fields["department"]) == (
         "2024-03-12",
@@ -404,7 +403,7 @@ def test_prose_notes_without_headings_become_one_free_text_section_each(tmp_path
     from data_prep.config import DeidConfig
     from data_prep.deid import deidentify_many
 
-    (cleaned, counts), = deidentify_many([(replace(ru, lang="ru"), DeidConfig(), "salt")])
+    ((cleaned, counts),) = deidentify_many([(replace(ru, lang="ru"), DeidConfig(), "salt")])
     assert "Петров" not in cleaned.fields["note"] and "345-67-89" not in cleaned.fields["note"]
     assert cleaned.fields["note"].endswith("под наблюдение кардиолога, телефон [ТЕЛЕФОН].") and counts["phone"] == 1
 

@@ -247,7 +247,9 @@ def test_bad_records_become_rejects_with_their_location(tmp_path: Path, capsys: 
     }
     code, _ = _run(tmp_path, "b.json", json.dumps(bundle).encode(), capsys, "--lang", "en")
     reasons = [r["reason"] for r in jsonl(tmp_path / "out-b.json" / "rejects.jsonl")]
-    assert reasons == ["missing_reference", "unknown_resource_type", "no_resource"]
+    assert reasons == ["missing_reference", "no_resource"]  # a Flag is no record: skipped, counted in the card
+    card = json.loads((tmp_path / "out-b.json" / "data_card.json").read_text(encoding="utf-8"))
+    assert card["skip_reasons"] == {"unread_resource (Flag)": 1}
 
 
 def test_missing_mapped_column_is_an_error(tmp_path: Path) -> None:
