@@ -1,17 +1,23 @@
 """Recall and precision of de-identification per PII type and language on the labelled test set.
 
     python scripts/bench_deid.py
+    python scripts/bench_deid.py --gold runs/NAME/studio/reviewed/ru.jsonl   # the clinic's own reviewed notes
 
 Prints, per language, each type's labelled count and recall/precision with the pattern layer only
 and with natasha's NER added, side by side, plus milliseconds per note; then the targets (recall
 ≥ 99% for IDs, phones and e-mails, ≥ 95% for names, precision ≥ 90%) and whether they are met.
 The test set is data_prep/pii_testset/{ru,kk,zh}.jsonl (regenerate: python -m data_prep.pii_testset.build);
 the hand-written held-out notes, labelled inline, are data_prep/pii_testset/heldout_{ru,kk,zh}.txt.
+`--gold FILE` scores a labelled set in the same JSON Lines format instead, e.g. the notes reviewed in
+`medtune studio` (its language from `--lang` or the file's name, ru.jsonl).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
+from pathlib import Path
 
 from data_prep.deid import detectors_for, load_heldout, load_testset, score
 
@@ -54,7 +60,27 @@ def report(title: str, lang: str, rows: list[dict]) -> bool:
     return met
 
 
+def score_gold(path: Path, lang: str | None) -> None:
+    """Score one labelled set (`{"id", "text", "spans": [[start, end, kind], ...]}` per line)."""
+    lang = lang or path.stem
+    if lang not in ("ru", "kk", "zh", "en"):
+        raise SystemExit(f"--gold {path}: say its language with --lang (ru, kk, zh or en)")
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not rows:
+        raise SystemExit(f"--gold {path}: no labelled notes in it")
+    met = report(f"labelled set {path.name}", lang, rows)
+    print(f"\ntargets (recall ≥99% IDs/phones/e-mails, ≥95% names, precision ≥90%, with natasha): "
+          f"{'met' if met else 'NOT met'}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gold", type=Path, help="a labelled set in the PII test set's format to score instead")
+    parser.add_argument("--lang", default=None, help="language of --gold (default: its file name, e.g. ru.jsonl)")
+    args = parser.parse_args()
+    if args.gold is not None:
+        score_gold(args.gold, args.lang)
+        return
     met = {"generated": True, "held-out": True}
     for lang in ("ru", "kk", "zh"):
         met["generated"] &= report("generated set", lang, load_testset(lang))

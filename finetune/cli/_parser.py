@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from finetune.cli import _eval, _export, _plan, _prepare, _run, _serve, _tiny_model, _train, _validate
+from finetune.cli import _eval, _export, _plan, _prepare, _run, _serve, _studio, _tiny_model, _train, _validate
 from finetune.cli._args import help_text
 
 
@@ -29,6 +29,7 @@ VERBS: dict[str, Verb] = {
     "validate": Verb(_validate.DESCRIPTION, _validate.add_arguments, _validate.run),
     "plan": Verb(_plan.DESCRIPTION, _plan.add_arguments, _plan.run),
     "tiny-model": Verb(_tiny_model.DESCRIPTION, _tiny_model.add_arguments, _tiny_model.run),
+    "studio": Verb(_studio.DESCRIPTION, _studio.add_arguments, _studio.run),
 }
 """Every verb in the order `medtune --help` lists them."""
 

@@ -1,0 +1,51 @@
+"""The Compare page's backend: the recipe's base and tuned models behind medtune's own OpenAI-compatible server
+(started on loopback the first time it is needed, with a key of its own), asked through the evaluation's client,
+so the answers side by side come the way `medtune eval` gets them."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from finetune.eval import APIClient
+from finetune.recipe import Recipe
+
+
+class Comparer:
+    """Starts the server once and keeps it while the studio runs; `close` stops it."""
+
+    def __init__(self, recipe: Recipe) -> None:
+        self.recipe = recipe
+        self._server: Any = None
+        self._client: APIClient | None = None
+        self._lock = threading.Lock()
+
+    def client(self) -> APIClient:
+        with self._lock:
+            if self._client is None:
+                from finetune.serve import BackgroundServer, create_app, models_for_recipe
+
+                key = secrets.token_urlsafe(24)  # the loopback server answers the studio only
+                app = create_app(models_for_recipe(self.recipe), api_key=key)
+                server = BackgroundServer(app).__enter__()
+                self._server, self._client = server, APIClient(server.base_url, api_key=key, timeout=300)
+            return self._client
+
+    def ask(self, prompt: str, max_tokens: int) -> dict[str, Any]:
+        """One user turn to `base` and `tuned` at once; each answer with why it stopped."""
+        if not prompt.strip():
+            raise ValueError("the prompt is empty")
+        client = self.client()
+        messages = [{"role": "user", "content": prompt}]
+        with ThreadPoolExecutor(2) as pool:
+            futures = {role: pool.submit(client.chat, role, messages, max_tokens) for role in ("base", "tuned")}
+            answers = {role: future.result() for role, future in futures.items()}
+        return {"endpoint": client.base_url, "answers": answers}
+
+    def close(self) -> None:
+        with self._lock:
+            if self._server is not None:
+                self._server.__exit__(None, None, None)
+                self._server = self._client = None
