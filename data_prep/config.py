@@ -29,6 +29,7 @@ TaskName = Literal[
     "term_translation",
     "term_definition",
     "text",
+    "preference",
 ]
 FormatName = Literal[
     "auto",
@@ -42,6 +43,7 @@ FormatName = Literal[
     "exam",
     "chat",
     "glossary",
+    "preference",
 ]
 ContainerName = Literal["auto", "jsonl", "json", "csv", "tsv", "xlsx", "parquet"]
 
@@ -68,6 +70,7 @@ RECORD_KIND_OF_FORMAT: dict[str, str] = {
     "exam": "question",
     "chat": "chat",
     "glossary": "term",
+    "preference": "preference",
 }
 """What a reader of each format produces; tasks are defined per record kind."""
 
@@ -78,6 +81,7 @@ TASKS_OF_KIND: dict[str, tuple[str, ...]] = {
     "question": ("qa", "multiple_choice", "text"),
     "chat": ("chat", "text"),
     "term": ("term_translation", "term_definition", "text"),
+    "preference": ("preference",),
 }
 """`text` (raw text rows for continued pretraining: every text field of the record) applies to every kind."""
 DEFAULT_TASKS_OF_KIND: dict[str, tuple[str, ...]] = {
@@ -87,6 +91,7 @@ DEFAULT_TASKS_OF_KIND: dict[str, tuple[str, ...]] = {
     "question": ("qa", "multiple_choice"),
     "chat": ("chat",),
     "term": ("term_translation", "term_definition"),
+    "preference": ("preference",),
 }
 
 

@@ -138,7 +138,7 @@ def _characters(messages: list[dict[str, str]]) -> int:
 
 def _instruction(example: Example, prompts: Prompts) -> str | None:
     task = example.meta["task"]
-    if task in ("chat", "dialogue_continuation", "text"):
+    if task in ("chat", "dialogue_continuation", "text", "preference"):
         return None
     return prompts.instruction(task, example.meta["lang"])
 

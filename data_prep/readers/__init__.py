@@ -27,6 +27,7 @@ from data_prep.readers.folders import folder_format, read_folder
 from data_prep.readers.glossary import read_glossary
 from data_prep.readers.hl7v2 import read_hl7v2
 from data_prep.readers.notes import read_notes
+from data_prep.readers.preference import read_preferences
 from data_prep.readers.rows import Header, Row, detect_container, iter_rows
 from data_prep.readers.skip import Skip
 from data_prep.readers.textio import detect_encoding, open_text
@@ -60,6 +61,7 @@ READERS: dict[str, Reader] = {
     "exam": read_exam,
     "chat": read_chat,
     "glossary": read_glossary,
+    "preference": read_preferences,
 }
 """Format name (``SourceConfig.format``) → reader ``(path, lang=None, source=None)``."""
 
@@ -67,6 +69,8 @@ READERS: dict[str, Reader] = {
 def _format_of_keys(keys: set[str]) -> str | None:
     """The content format a row's keys (after heading synonyms) point at."""
     lowered = {k.lower() for k in keys}
+    if {"chosen", "rejected"} <= lowered or {"model", "prediction", "preferred"} <= lowered:
+        return "preference"
     if lowered & {"messages", "conversations"} or {"instruction", "output"} <= lowered or lowered & CASE_QA_KEYS:
         return "chat"
     if {"input", "target"} <= lowered:  # instruction rows: questions where options come with them

@@ -16,6 +16,7 @@ from data_prep.records import ChatExample, Record, TextExample
 from data_prep.tasks._examples import make_example
 from data_prep.tasks._lab_meanings import lab_meaning
 from data_prep.tasks._phrases import NOTE_LABELS, SUMMARY_HEADINGS, WORDS, days
+from data_prep.tasks._preference import preference
 from data_prep.tasks._prompts import BUILT_IN, Prompts
 from data_prep.tasks._qa import multiple_choice, qa
 from data_prep.tasks._raw_text import raw_text
@@ -330,6 +331,7 @@ TASKS: dict[str, Task] = {
     "term_translation": term_translation,
     "term_definition": term_definition,
     "text": text,
+    "preference": preference,
 }
 """Task name (``SourceConfig.tasks``) → builder ``(record, prompts=None)``; it may return no example. Tasks with a
 checkable answer also write it into ``meta.reference`` (for GRPO's rewards)."""

@@ -125,11 +125,12 @@ def _write_outputs(out: Path, report: dict[str, Any], items: Sequence[EvalItem],
 
 
 def _generations(items: Sequence[EvalItem], answers: dict[str, list[Answer]]) -> Iterator[dict[str, Any]]:
-    """Every answer of every model with the item it answers, for reading answers side by side."""
+    """Every answer of every model with the item it answers, for reading answers side by side (and for a reviewer's
+    `preferred` marks, which data prep turns into DPO pairs: `format: preference`)."""
     for role, rows in answers.items():
         for item, answer in zip(items, rows, strict=True):
             yield {
-                "model": role, "id": item.id, "task": item.task, "lang": item.lang,
+                "model": role, "id": item.id, "task": item.task, "lang": item.lang, "prompt": item.prompt,
                 "reference": item.reference if item.reference is not None else expected_answer(item),
                 "prediction": answer.text, "finish_reason": answer.finish_reason,
                 "completion_tokens": answer.completion_tokens, "nll": answer.nll, "tokens": answer.tokens,

@@ -242,7 +242,8 @@ def test_unknown_ranges_are_explained_without_guessing() -> None:
 def test_prompts_exist_for_every_language_and_task() -> None:
     assert set(SYSTEM_PROMPTS) == set(PROMPT_LANGS) == {"ru", "kk", "zh", "en"}
     for task in TASKS:
-        if task not in ("chat", "text"):  # conversations bring their own prompts; raw text asks nothing
+        if task not in ("chat", "text", "preference"):  # conversations and pairs bring their own prompts; raw text
+            # asks nothing
             assert set(INSTRUCTIONS[task]) == set(PROMPT_LANGS)
     assert KAZAKH_LETTERS.search(SYSTEM_PROMPTS["kk"]) and KAZAKH_LETTERS.search(INSTRUCTIONS["lab_explanation"]["kk"])
     assert CJK.search(SYSTEM_PROMPTS["zh"]) and not CJK.search(SYSTEM_PROMPTS["ru"])
