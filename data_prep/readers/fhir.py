@@ -255,6 +255,8 @@ class _BundleFolder:
             fields["doctor"] = doctors[0]
         if chart.patient:
             fields["patient"] = chart.patient
+            if (age := age_at(chart.patient.get("birth_date", ""), visit.start)) is not None:
+                fields["age"] = age
         return Record(
             source=self.source,
             location=visit.location,
@@ -262,6 +264,19 @@ class _BundleFolder:
             lang=lang,  # type: ignore[arg-type]
             fields=fields,
         )
+
+
+def age_at(birth_date: str, date: str) -> int | None:
+    """Whole years from ``birth_date`` to ``date`` (both ISO), capped at 90 so that an age never singles anyone out;
+    None when either is missing or malformed."""
+    try:
+        born, then = (tuple(int(part) for part in d[:10].split("-")) for d in (birth_date, date))
+    except ValueError:
+        return None
+    if len(born) != 3 or len(then) != 3:
+        return None
+    years = then[0] - born[0] - ((then[1], then[2]) < (born[1], born[2]))
+    return min(years, 90) if years >= 0 else None
 
 
 def _has_record_content(visit: Visit) -> bool:

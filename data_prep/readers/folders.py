@@ -31,6 +31,7 @@ SUFFIXES_OF_FORMAT: dict[str, tuple[str, ...]] = {
     "exam": ROW_SUFFIXES,
     "chat": ROW_SUFFIXES,
     "glossary": ROW_SUFFIXES,
+    "preference": ROW_SUFFIXES,
 }
 """The files of a folder each format reads, by name ending (``""``: no ending)."""
 DATA_SUFFIXES = frozenset(suffix for suffixes in SUFFIXES_OF_FORMAT.values() for suffix in suffixes) - {".md"}

@@ -20,6 +20,7 @@ from data_prep.tasks._preference import preference
 from data_prep.tasks._prompts import BUILT_IN, Prompts
 from data_prep.tasks._qa import multiple_choice, qa
 from data_prep.tasks._raw_text import raw_text
+from data_prep.tasks._reference_ranges import typical_range
 from data_prep.tasks._references import with_reference
 from data_prep.tasks._text import chat, dialogue_continuation, extraction, term_definition, term_translation
 
@@ -63,7 +64,8 @@ def _with_unit(text: str, lab: dict[str, Any]) -> str:
 
 
 def reference_range(lab: dict[str, Any], lang: str, unit: bool = True) -> str:
-    """The reference range in words of ``lang`` ("норма: 120–160 г/л", "参考范围：≤5 mg/L")."""
+    """The reference range in words of ``lang`` ("норма: 120–160 г/л", "参考范围：≤5 mg/L"); one taken from the table
+    of typical ranges (``range_of``: ``adult`` or ``age``) says so ("норма: 36–37.2 Cel; типичная для взрослых")."""
     words = WORDS[lang]
     low, high = lab.get("ref_low"), lab.get("ref_high")
     if low is not None and high is not None:
@@ -74,12 +76,33 @@ def reference_range(lab: dict[str, Any], lang: str, unit: bool = True) -> str:
         text = words["range_min"].format(low=format_number(low))
     else:
         return words["no_range"]
-    if not unit:
-        return text
-    # Kazakh "дейін" follows the unit: "5 мг/л дейін".
-    if lang == "kk" and low is None:
-        return words["range_max"].format(high=_with_unit(format_number(high), lab))
-    return _with_unit(text, lab)
+    if unit:
+        # Kazakh "дейін" follows the unit: "5 мг/л дейін".
+        if lang == "kk" and low is None:
+            text = words["range_max"].format(high=_with_unit(format_number(high), lab))
+        else:
+            text = _with_unit(text, lab)
+    if lab.get("range_of") in ("adult", "age"):
+        text += ("，" if lang == "zh" else "; ") + words[f"typical_{lab['range_of']}"]
+    return text
+
+
+def with_typical_range(lab: dict[str, Any], age: float | None) -> dict[str, Any]:
+    """The lab with the typical range of its analyte (`_reference_ranges`) where its source gives none, marked by
+    ``range_of``; as it was when it has a range or the table has none for it."""
+    if lab.get("ref_low") is not None or lab.get("ref_high") is not None:
+        return lab
+    found = typical_range(lab, age)
+    if found is None:
+        return lab
+    (low, high), whose = found
+    return {**lab, "ref_low": low, "ref_high": high, "range_of": whose}
+
+
+def record_age(fields: dict[str, Any]) -> float | None:
+    """The patient's age in years where the record gives one (an ``age`` field), for age-dependent ranges."""
+    age = _as_float(fields.get("age"))
+    return age if age is not None and 0 <= age < 130 else None
 
 
 def _lab_value(lab: dict[str, Any]) -> str:
@@ -142,13 +165,14 @@ class _LabLines(NamedTuple):
     """`_lab_assessment`."""
 
 
-LAB_FIELDS = ("name", "value", "unit", "ref_low", "ref_high")
-"""All that the tasks read of a lab entry."""
+LAB_FIELDS = ("name", "value", "unit", "ref_low", "ref_high", "range_of")
+"""All that the tasks read of a lab entry (with its range, `with_typical_range`)."""
 _ABSENT = object()
 
 
-def _lab_lines(lab: dict[str, Any], lang: str) -> _LabLines:
+def _lab_lines(lab: dict[str, Any], lang: str, age: float | None = None) -> _LabLines:
     """`_LabLines` of a lab, remembered by its fields: lab names, values and ranges repeat across records."""
+    lab = with_typical_range(lab, age)
     fields = [lab.get(name, _ABSENT) for name in LAB_FIELDS]
     try:
         return _remembered_lab_lines(lang, *fields)
@@ -157,16 +181,18 @@ def _lab_lines(lab: dict[str, Any], lang: str) -> _LabLines:
 
 
 @lru_cache(maxsize=8192, typed=True)  # typed: 5 and 5.0 are written differently
-def _remembered_lab_lines(lang: str, name: Any, value: Any, unit: Any, ref_low: Any, ref_high: Any) -> _LabLines:
-    values = (name, value, unit, ref_low, ref_high)
+def _remembered_lab_lines(
+    lang: str, name: Any, value: Any, unit: Any, ref_low: Any, ref_high: Any, range_of: Any
+) -> _LabLines:
+    values = (name, value, unit, ref_low, ref_high, range_of)
     lab = {key: item for key, item in zip(LAB_FIELDS, values, strict=True) if item is not _ABSENT}
     row = f"{lab['name'].strip()}{WORDS[lang]['colon']}{_lab_value(lab)}"
     row = "- " + _with_note(row, reference_range(lab, lang, unit=False), lang)
     return _LabLines(lab_status(lab), row, _lab_assessment(lab, lang))
 
 
-def _lab_table(labs: list[dict[str, Any]], lang: str) -> list[str]:
-    return [_lab_lines(lab, lang).row for lab in labs]
+def _lab_table(labs: list[dict[str, Any]], lang: str, age: float | None = None) -> list[str]:
+    return [_lab_lines(lab, lang, age).row for lab in labs]
 
 
 def render_note(record: Record) -> str:
@@ -185,16 +211,44 @@ def render_note(record: Record) -> str:
     line("history", _text(fields, "history"))
     if labs := _labs(fields):
         lines.append(f"{labels['labs']}{colon.rstrip()}")
-        lines.extend(_lab_table(labs, lang))
-    diagnosis, icd10 = _text(fields, "diagnosis"), _text(fields, "icd10")
-    if icd10:
-        diagnosis = _with_note(diagnosis.rstrip(".。"), labels["icd10"] + colon + icd10, lang)
-    line("diagnosis", diagnosis)
+        lines.extend(_lab_table(labs, lang, record_age(fields)))
+    line("diagnosis", _coded_diagnosis(fields, lang, _text(fields, "diagnosis")))
     if prescriptions := _prescriptions(fields):
         lines.append(f"{labels['prescriptions']}{colon.rstrip()}")
         lines.extend(f"- {item}" for item in prescriptions)
     line("recommendations", _text(fields, "recommendations"))
     return "\n".join(lines)
+
+
+def _coded_diagnosis(fields: dict[str, Any], lang: str, diagnosis: str) -> str:
+    """The diagnosis with its code named by its system: "Бронхит (МКБ-10: J20.9)", "Cough (SNOMED CT: 49727002)"."""
+    labels, colon = NOTE_LABELS[lang], WORDS[lang]["colon"]
+    for field, system in (("icd10", labels["icd10"]), ("snomed", "SNOMED CT")):
+        if code := _text(fields, field):
+            return _with_note(diagnosis.rstrip(".。"), system + colon + code, lang)
+    return diagnosis
+
+
+def _labs_summary(fields: dict[str, Any], lang: str) -> list[str]:
+    """The summary's lab lines: abnormal results with their range; "no abnormalities" only when every result was
+    judged; results without a range (given or typical) named as not judged, never counted as normal."""
+    heading, words = SUMMARY_HEADINGS[lang]["abnormal_labs"], WORDS[lang]
+    colon = words["colon"]
+    judged = [_lab_lines(entry, lang, record_age(fields)) for entry in _labs(fields)]
+    abnormal = [lab for lab in judged if lab.status in ("below", "above")]
+    unjudged = [lab for lab in judged if lab.status == "unknown"]
+    if abnormal:
+        lines = [f"{heading}{colon.rstrip()}", *(f"- {lab.assessment}" for lab in abnormal)]
+    elif not judged:
+        lines = [f"{heading}{colon}{words['no_data']}"]
+    elif unjudged and len(unjudged) == len(judged):
+        lines = [f"{heading}{colon}{words['none_judged']}"]
+    else:
+        lines = [f"{heading}{colon}{words['no_abnormal']}"]
+    if unjudged:
+        names = ("、" if lang == "zh" else ", ").join(lab.row.split(colon)[0].removeprefix("- ") for lab in unjudged)
+        lines.append(f"{words['not_judged']}{colon}{names}")
+    return lines
 
 
 # --- examples -------------------------------------------------------------------------------------
@@ -216,19 +270,12 @@ def structured_summary(record: Record, prompts: Prompts | None = None) -> list[C
         return []
     headings, words = SUMMARY_HEADINGS[lang], WORDS[lang]
     colon = words["colon"]
-    diagnosis = _text(fields, "diagnosis") or words["no_data"]
-    if icd10 := _text(fields, "icd10"):
-        diagnosis = _with_note(diagnosis.rstrip(".。"), icd10, lang)
+    diagnosis = _coded_diagnosis(fields, lang, _text(fields, "diagnosis") or words["no_data"])
     lines = [
         f"{headings['complaints']}{colon}{_text(fields, 'complaints') or words['no_data']}",
         f"{headings['diagnosis']}{colon}{diagnosis}",
+        *_labs_summary(fields, lang),
     ]
-    abnormal = [lab for lab in (_lab_lines(entry, lang) for entry in _labs(fields)) if lab.status in ("below", "above")]
-    if abnormal:
-        lines.append(f"{headings['abnormal_labs']}{colon.rstrip()}")
-        lines.extend(f"- {lab.assessment}" for lab in abnormal)
-    else:
-        lines.append(f"{headings['abnormal_labs']}{colon}{words['no_abnormal']}")
     if prescriptions := _prescriptions(fields):
         lines.append(f"{headings['prescriptions']}{colon.rstrip()}")
         lines.extend(f"- {item}" for item in prescriptions)
@@ -249,8 +296,9 @@ def lab_explanation(record: Record, prompts: Prompts | None = None) -> list[Chat
     words = WORDS[lang]
     stop = "。" if lang == "zh" else "."
     lines = [words["intro"]]
+    age = record_age(record.fields)
     for lab in labs:
-        status, _, assessment = _lab_lines(lab, lang)
+        status, _, assessment = _lab_lines(lab, lang, age)
         line = f"- {assessment}{stop}"
         if status in ("below", "above"):
             line += ("" if lang == "zh" else " ") + lab_meaning(lab["name"], lang, status)
@@ -258,7 +306,7 @@ def lab_explanation(record: Record, prompts: Prompts | None = None) -> list[Chat
             line += ("" if lang == "zh" else " ") + words["unknown_status"]
         lines.append(line)
     lines.append(words["closing"])
-    table = "\n".join(_lab_table(labs, lang))
+    table = "\n".join(_lab_table(labs, lang, age))
     heading = NOTE_LABELS[lang]["labs"] + words["colon"].rstrip()
     user = f"{(prompts or BUILT_IN).instruction('lab_explanation', lang)}\n\n{heading}\n{table}"
     return [_example(record, "lab_explanation", user, "\n".join(lines), prompts=prompts)]

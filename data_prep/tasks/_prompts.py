@@ -36,22 +36,22 @@ SYSTEM_PROMPTS: dict[str, str] = {
 INSTRUCTIONS: dict[str, dict[str, str]] = {
     "structured_summary": {
         "ru": (
-            "Составьте структурированное резюме медицинской записи по разделам: Жалобы, Диагноз (МКБ-10), "
+            "Составьте структурированное резюме медицинской записи по разделам: Жалобы, Диагноз (с кодом), "
             "Отклонения в анализах, Назначения, Рекомендации. Для каждого отклонения укажите значение, "
             "единицы измерения и норму."
         ),
         "kk": (
             "Медициналық жазбаның құрылымдалған түйіндемесін мына бөлімдер бойынша жасаңыз: Шағымдары, "
-            "Диагнозы (АХЖ-10), Талдаулардағы ауытқулар, Тағайындаулар, Ұсынымдар. Әр ауытқу үшін мәнін, "
+            "Диагнозы (кодымен), Талдаулардағы ауытқулар, Тағайындаулар, Ұсынымдар. Әр ауытқу үшін мәнін, "
             "өлшем бірлігін және қалыпты мәнін көрсетіңіз."
         ),
         "zh": (
-            "请根据以下病历生成结构化摘要，按以下部分书写：主诉、诊断（ICD-10）、异常检验结果、处方用药、"
+            "请根据以下病历生成结构化摘要，按以下部分书写：主诉、诊断（附编码）、异常检验结果、处方用药、"
             "医嘱建议。每项异常结果请注明数值、单位和参考范围。"
         ),
         "en": (
             "Write a structured summary of the medical record with these sections: Complaints, Diagnosis "
-            "(ICD-10), Abnormal lab results, Prescriptions, Recommendations. For each abnormal result give "
+            "(with its code), Abnormal lab results, Prescriptions, Recommendations. For each abnormal result give "
             "the value, unit and reference range."
         ),
     },

@@ -65,6 +65,7 @@ DIALOGUE = "Пациент: Болит голова уже {i} дня.\nВрач
 EXAM = '{{"question": "Вопрос {i}: препарат выбора при АГ?", "options": ["A", "B", "C"], "answer": "A"}}\n'
 CHAT = '{{"messages": [{{"role": "user", "content": "Вопрос {i}?"}}, {{"role": "assistant", "content": "Ответ."}}]}}\n'
 GLOSSARY = "термин,определение\nТермин {i},Определение термина номер {i}\n"
+PREFERENCE = '{{"prompt": "Вопрос {i}?", "chosen": "Хороший ответ {i}.", "rejected": "Плохой ответ."}}\n'
 
 FILES: dict[str, tuple[str, str]] = {
     "clinic_records": (".jsonl", CLINIC),
@@ -76,6 +77,7 @@ FILES: dict[str, tuple[str, str]] = {
     "exam": (".jsonl", EXAM),
     "chat": (".jsonl", CHAT),
     "glossary": (".csv", GLOSSARY),
+    "preference": (".jsonl", PREFERENCE),
 }
 """A small file of each format that makes one record; ``{i}`` numbers it."""
 FOLDER_FORMATS = [f for f in get_args(FormatName) if f not in ("auto", "brat")]
