@@ -9,7 +9,7 @@ full logits cost ~1 GiB per 1k tokens in fp32; TRL's chunked log-prob head avoid
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from transformers import PretrainedConfig
@@ -87,6 +87,10 @@ class TrainShape:
     double_quant: bool = True
     compute_bytes: int = 2
     loss_fraction: float = 1.0  # share of tokens in the loss (answers only: below 1)
+    objective: str = "sft"
+    completion_len: int = 0  # GRPO: longest sampled answer (tokens)
+    generation_batch: int = 0  # GRPO: answers generated at once (per device), each with its KV cache
+    reference_pass: bool = False  # GRPO with a KL term, and DPO: a no-grad forward with the adapter disabled
 
 
 @dataclass(frozen=True)
@@ -97,10 +101,12 @@ class MemoryPlan:
     logits_gib: float
     overhead_gib: float
     paged_optimizer_gib: float = 0.0  # evictable; not part of total
+    generation_gib: float = 0.0  # GRPO's KV cache while sampling: a phase of its own, not held during backward
 
     @property
     def total_gib(self) -> float:
-        return self.weights_gib + self.lora_gib + self.activations_gib + self.logits_gib + self.overhead_gib
+        step = max(self.activations_gib + self.logits_gib, self.generation_gib)
+        return self.weights_gib + self.lora_gib + step + self.overhead_gib
 
     def as_dict(self) -> dict[str, float]:
         return {**{k: round(v, 3) for k, v in asdict(self).items()}, "total_gib": round(self.total_gib, 3)}
@@ -135,6 +141,8 @@ def estimate(shape: Shape, train: TrainShape) -> MemoryPlan:
     paged = optimizer_bytes if train.optimizer in PAGED_OPTIMIZERS else 0.0
     lora = lora_params * LORA_MASTER_BYTES + (optimizer_bytes - paged)
 
+    if train.objective == "dpo":  # chosen and rejected go through the model as one batch
+        train = replace(train, batch_size=2 * train.batch_size, objective="sft")
     tokens = train.batch_size * train.seq_len
     layer = _layer_activation_bytes(shape, train)
     if train.gradient_checkpointing:
@@ -151,25 +159,44 @@ def estimate(shape: Shape, train: TrainShape) -> MemoryPlan:
     else:
         logits = tokens * shape.vocab * FULL_LOGITS_BYTES_PER_ELEMENT
 
+    generation = 0.0
+    if train.objective == "grpo":
+        # TRL takes the answers' log-probabilities from full fp32 logits (and their entropy), for answer tokens only.
+        logits = train.batch_size * train.completion_len * shape.vocab * (train.compute_bytes + 4 + 4)
+        # Sampling keeps keys and values of every layer for every answer of the generation batch.
+        kv_per_token = 2 * shape.layers * shape.kv_heads * shape.head_dim * train.compute_bytes
+        generation = train.generation_batch * train.seq_len * kv_per_token
+        generation += train.generation_batch * shape.vocab * 4  # the next-token logits of each answer
+    if train.reference_pass:
+        # The reference is the model with the adapter disabled (no second copy of the base), run without
+        # gradients: one layer's activations at a time, besides what the step holds.
+        activations += layer / max(shape.layers, 1)
+
     # A dequantized copy of the largest weight while its matmul runs.
     overhead = shape.hidden * shape.intermediate * train.compute_bytes
-    return MemoryPlan(weights / GIB, lora / GIB, activations / GIB, logits / GIB, overhead / GIB, paged / GIB)
+    return MemoryPlan(weights / GIB, lora / GIB, activations / GIB, logits / GIB, overhead / GIB, paged / GIB,
+                      generation / GIB)
 
 
 def suggest(shape: Shape, gpu_gib: float, seq_len: int, target_tokens_per_step: int = 16_384,
-            headroom_gib: float = 1.0) -> dict[str, Any]:
+            headroom_gib: float = 1.0, like: TrainShape | None = None) -> dict[str, Any]:
     """The largest settings that fit `gpu_gib`, preferring the recipe's sequence length.
 
     `headroom_gib` covers what the allocator peak does not show: the CUDA context (~0.5 GiB), fragmentation and
     paged optimizer state.
 
-    Returns batch size, sequence length, accumulation and the loss computation, or `fits: False`.
+    `like` carries the objective's settings (GRPO's answer length and generation batch, DPO's pairs): batch and
+    sequence length are varied on it. Returns batch size, sequence length, accumulation and the loss computation,
+    or `fits: False`.
     """
+    like = like or TrainShape(seq_len=seq_len)
     budget = gpu_gib - headroom_gib
     for length in sorted({seq_len, *(s for s in (4096, 2048, 1024, 512) if s < seq_len)}, reverse=True):
         for chunked in (True,):
             for batch in (16, 8, 4, 2, 1):
-                train = TrainShape(seq_len=length, batch_size=batch, chunked_loss=chunked)
+                generation = like.generation_batch and max(like.generation_batch, batch)
+                train = replace(like, seq_len=length, batch_size=batch, chunked_loss=chunked,
+                                gradient_checkpointing=True, generation_batch=generation)
                 plan = estimate(shape, train)
                 if plan.total_gib <= budget:
                     accumulation = max(1, target_tokens_per_step // (batch * length))
@@ -178,7 +205,7 @@ def suggest(shape: Shape, gpu_gib: float, seq_len: int, target_tokens_per_step: 
                             "chunked_loss": chunked, "estimate": plan.as_dict()}
     return {"fits": False, "seq_len": None, "batch_size": None, "gradient_accumulation_steps": None,
             "gradient_checkpointing": True, "chunked_loss": True,
-            "estimate": estimate(shape, TrainShape(seq_len=512)).as_dict()}
+            "estimate": estimate(shape, replace(like, seq_len=512, batch_size=1)).as_dict()}
 
 
 
@@ -206,7 +233,14 @@ def train_shape_for(recipe: Recipe) -> TrainShape:
     """The memory-relevant settings of a recipe (loss always through TRL's chunked log-prob head)."""
     targets = recipe.lora.target_modules
     all_targets = TrainShape.__dataclass_fields__["lora_targets"].default
+    train, grpo = recipe.train, recipe.train.grpo
     return TrainShape(
+        objective=train.objective,
+        completion_len=grpo.max_completion_length if train.objective == "grpo" else 0,
+        # TRL samples batch × accumulation answers at once (vLLM, when used, holds them in its own share instead)
+        generation_batch=train.per_device_train_batch_size * train.gradient_accumulation_steps
+        if train.objective == "grpo" and not grpo.use_vllm else 0,
+        reference_pass=train.objective == "dpo" or (train.objective == "grpo" and grpo.beta > 0),
         seq_len=recipe.train.max_length,
         batch_size=recipe.train.per_device_train_batch_size,
         gradient_checkpointing=recipe.train.gradient_checkpointing,
@@ -244,7 +278,8 @@ def plan_recipe(recipe: Recipe, gpu_mem: str | None = None) -> dict[str, Any]:
         "model": recipe.model.base,
         "settings": asdict(train_shape_for(recipe)),
         "estimate": plan.as_dict(),
-        "suggestions": {f"{s:g}GiB": suggest(shape, s, recipe.train.max_length) for s in sizes},
+        "suggestions": {f"{s:g}GiB": suggest(shape, s, recipe.train.max_length, like=train_shape_for(recipe))
+                        for s in sizes},
         "profiles": profiles,
         "headroom_gib": HEADROOM_GIB,
     }
@@ -259,8 +294,12 @@ def render_plan(report: dict[str, Any]) -> str:
         f"  4-bit weights (+ embeddings)      {est['weights_gib']:7.2f} GiB",
         f"  LoRA weights, grads, optimizer    {est['lora_gib']:7.2f} GiB",
         f"  activations                       {est['activations_gib']:7.2f} GiB",
-        f"  logits / loss                     {est['logits_gib']:7.2f} GiB  (chunked log-prob head)",
+        f"  logits / loss                     {est['logits_gib']:7.2f} GiB  "
+        + ("(answer tokens, full fp32 logits)" if settings["objective"] == "grpo" else "(chunked log-prob head)"),
         f"  overhead (dequantized weight)     {est['overhead_gib']:7.2f} GiB",
+        *([f"  GRPO sampling (KV cache, {settings['generation_batch']} answers) {est['generation_gib']:5.2f} GiB  "
+           "(apart from the step: the larger counts)"] if settings["generation_batch"] else []),
+        *(["  reference pass: adapter disabled, no second copy of the base"] if settings["reference_pass"] else []),
         f"  peak allocated                    {est['total_gib']:7.2f} GiB",
         f"  + paged optimizer state           {est['paged_optimizer_gib']:7.2f} GiB (evictable)",
         f"  + CUDA context and headroom       {report['headroom_gib']:7.2f} GiB",
