@@ -29,6 +29,9 @@ CHINESE_NOT_NAMES = (
     "曾有", "曾在", "曾行", "曾患", "曾经", "常年", "常规", "全身", "明显", "明确", "应用", "向其", "时有",
     "安静", "关节", "房颤", "车祸", "管理", "单侧", "尚可", "尚未", "查体", "经治", "经过", "左侧", "方可",
     "连续", "解释", "包括", "任何",
+    "于门", "于外", "于急", "于院", "于病", "左下", "左上", "左心", "左室", "左房", "左眼", "左耳", "左肺", "左手",
+    "左足", "左腿", "左膝", "左肩", "左腰", "左腹", "左胸", "左侧", "向心", "安眠", "白内", "平卧", "全麻", "全血",
+    "经皮", "经口", "经鼻", "单纯", "关节", "房室", "房性", "时感", "常感", "明确", "应激",
 )
 # Words after which a name is likely but not certain (患者于3天前…): only unambiguous surnames count.
 CHINESE_WEAK_CUES = ("患者", "病人", "患儿", "产妇", "医师", "医生", "大夫", "护士")
@@ -51,18 +54,47 @@ CHINESE_AFTER_NAME = (
 
 _CHINESE_SURNAME = frozenset(CHINESE_SURNAMES)
 _ANY_CHINESE_SURNAME = frozenset(CHINESE_SURNAMES + CHINESE_AMBIGUOUS_SURNAMES)
+_TITLE = re.compile(rf"(?:{CHINESE_TITLES})")
+# fmt: off
+GIVEN_NAME_CHARS = frozenset(
+    "伟静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华芳敏燕玲红梅莉兰凤洁琳雪婷颖鹏斌辉波宁浩峰健亮龙飞阳林欣"
+    "娜晶萍建国志海春晓云文俊鑫宇凯帆瑶琪晨佳慧倩蕾薇"
+)
+# fmt: on
+"""Characters common as a one-character given name: after a weak cue, a clinical-looking surname with one more
+character is a name only if that character is one of these (患者方静，女), not a word (患者左眼，男)."""
+_DESCRIBED = re.compile(rf"[，,、\s（(]*(?:男|女)(?:[，,、\s）)]|$)|[，,]\s*\d{{1,3}}\s*岁|(?:{CHINESE_TITLES})")
+"""What follows a name in a note's opening line: sex (，男，), age (，45岁) or a title (女士)."""
 
 
 def _chinese_name_length(text: str, start: int, strong_cue: bool) -> int:
-    """How many characters of a cue-introduced Chinese name start at ``start`` (0 if none)."""
+    """How many characters of a cue-introduced Chinese name start at ``start`` (0 if none).
+
+    After a weak cue (患者), a surname that also starts clinical words (曾, 方, 安, 关 …) is a name only where the
+    note goes on as it does after a name: a title (女士), or sex or age (患者曾志伟，男，45岁). Clinical words after
+    the cue (患者平素体健，男) stay words: CHINESE_NOT_NAMES is checked first."""
     surname = next((s for s in CHINESE_COMPOUND_SURNAMES if text.startswith(s, start)), None)
+    confirm = False
     if surname is None:
-        surnames = _ANY_CHINESE_SURNAME if strong_cue else _CHINESE_SURNAME
-        if start >= len(text) or text[start] not in surnames:
+        if start >= len(text) or text[start] not in _ANY_CHINESE_SURNAME:
             return 0
+        confirm = not strong_cue and text[start] not in _CHINESE_SURNAME
         surname = text[start]
     if text.startswith(CHINESE_NOT_NAMES, start):
         return 0
+    if not confirm:
+        return _given_name_length(text, start, surname)
+    if _TITLE.match(text, start + len(surname)):
+        return len(surname)
+    length = _given_name_length(text, start, surname)
+    given = text[start + len(surname) : start + length]
+    plausible = len(given) == 2 or (len(given) == 1 and given in GIVEN_NAME_CHARS)
+    return length if plausible and _DESCRIBED.match(text, start + length) else 0
+
+
+def _given_name_length(text: str, start: int, surname: str) -> int:
+    """The length of the name that ``surname`` at ``start`` opens: up to two characters of given name, ending
+    where a word that follows names begins."""
     given_start = start + len(surname)
 
     def is_cjk(pos: int) -> bool:
