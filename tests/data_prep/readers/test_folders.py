@@ -114,8 +114,6 @@ def test_every_format_has_a_folder_sample() -> None:
 def test_a_folder_of_files_is_read_recursively_in_order_each_record_located_by_its_file(
     tmp_path: Path, fmt: str, declared: str
 ) -> None:
-    if declared == "auto" and fmt == "dialogue":
-        pytest.skip("a dialogue .txt and a note .txt are told apart by their lines: covered by the mixed test")
     folder = _folder(tmp_path / "export", fmt)
     found, items = _read(folder, fmt if declared == "named" else "auto")
     assert found == fmt
