@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,23 +65,24 @@ def plan_of(
     )
 
 
+def _counter_of_skips(skipped: Counter[str], unread: Counter[str]) -> Callable[[Skip], None]:
+    """What `read_source` calls with each Skip: counted into ``skipped`` (reason (what) → count), or, for parts of
+    records left unread, into ``unread``."""
+
+    def count(item: Skip) -> None:
+        (unread if item.part else skipped)[f"{item.reason} ({item.what})" if item.what else item.reason] += 1
+
+    return count
+
+
 def _opened_stream(
-    path: Path, fmt: str, stream: Iterator[Record | Reject | Skip], skipped: Counter[str], unread: Counter[str]
+    path: Path, fmt: str, stream: Iterator[Record | Reject], skipped: Counter[str]
 ) -> tuple[Record | Reject, Iterator[Record | Reject]]:
-    """The source's first record or reject, and all of them; its skips counted into ``skipped`` (reason (what) →
-    count) as they pass, parts of records left unread into ``unread``.
+    """The source's first record or reject, and all of them.
 
     The stream is started here, up to its first record or reject: a source that yields none is a SourceError that
-    says what was found, before anything is written, never an empty dataset."""
-
-    def records() -> Iterator[Record | Reject]:
-        for item in stream:
-            if isinstance(item, Skip):
-                (unread if item.part else skipped)[f"{item.reason} ({item.what})" if item.what else item.reason] += 1
-            else:
-                yield item
-
-    opened = records()
+    says what was found (``skipped``, counted so far), before anything is written, never an empty dataset."""
+    opened = iter(stream)
     first = next(opened, None)
     if first is None:
         found = ", ".join(f"{reason}: {n}" for reason, n in sorted(skipped.items()))
@@ -102,10 +103,10 @@ def read_all(
     described = []
     for source in config.sources:
         path = source_path(source)
-        fmt, stream = read_source(path, source)
         skipped: Counter[str] = Counter()
         unread: Counter[str] = Counter()
-        first, records = _opened_stream(path, fmt, stream, skipped, unread)
+        fmt, stream = read_source(path, source, _counter_of_skips(skipped, unread))
+        first, records = _opened_stream(path, fmt, stream, skipped)
         plan = plan_of(config, source, fmt, prompts, first)
         opened.append((plan, records))
         described.append(

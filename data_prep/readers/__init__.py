@@ -200,8 +200,11 @@ def columns_hint(columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def read_source(path: str | Path, source: SourceConfig) -> tuple[str, Iterator[Record | Reject | Skip]]:
-    """(format, stream of Records, Rejects and Skips) of one configured source, detecting the format if asked.
+def read_source(
+    path: str | Path, source: SourceConfig, skipped: Callable[[Skip], None] | None = None
+) -> tuple[str, Iterator[Record | Reject]]:
+    """(format, stream of Records and Rejects) of one configured source, detecting the format if asked; what the
+    readers leave out on purpose goes to ``skipped`` as it is met (`Skip`; dropped without it).
 
     A folder is read file by file (see folders.py; a BRAT folder by its own reader); with ``auto`` each file
     in the format it is in. Whatever the input, a problem reaches the caller as a SourceError or a Reject."""
@@ -231,12 +234,16 @@ def read_source(path: str | Path, source: SourceConfig) -> tuple[str, Iterator[R
         except Exception as exc:  # a malformed file: a message naming it
             raise SourceError(f"{file.name}: cannot be read as {file_format} ({type(exc).__name__})") from None
 
-    def stream() -> Iterator[Record | Reject | Skip]:
+    def stream() -> Iterator[Record | Reject]:
         if path.is_dir() and fmt != "brat":
             items = read_folder(path, fmt, read_file, formats)
         else:
             items = read_file(path, fmt) if path.is_file() else READERS[fmt](path, lang=lang or "auto", source=source)
         for item in items:
+            if isinstance(item, Skip):
+                if skipped is not None:
+                    skipped(item)
+                continue
             if isinstance(item, Record) and (item.kind != kind or (source.eval_only and not item.eval_only)):
                 item = replace(item, kind=kind, eval_only=item.eval_only or source.eval_only)
             yield item

@@ -95,7 +95,9 @@ def bundle() -> dict:
 def test_one_record_per_encounter_with_the_patients_history_and_billing_skipped(tmp_path: Path) -> None:
     path = tmp_path / "patient.json"
     path.write_text(json.dumps(bundle()), encoding="utf-8")
-    items = list(read_source(path, SourceConfig(path=str(path), format="auto", lang="en"))[1])
+    items: list[Record | Reject | Skip] = []
+    for item in read_source(path, SourceConfig(path=str(path), format="auto", lang="en"), items.append)[1]:
+        items.append(item)
     first, second = [i for i in items if isinstance(i, Record)]
     assert (first.location, second.location) == ("patient.json:entry[3]", "patient.json:entry[10]")
     assert first.patient_id == second.patient_id == "7c1e-patient"

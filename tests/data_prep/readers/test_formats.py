@@ -18,7 +18,10 @@ from data_prep.records import Record, Reject
 
 def read(path: Path, fmt: str = "auto", lang: str = "auto", **options: object) -> list[Record | Reject]:
     source = SourceConfig.model_validate({"path": str(path), "format": fmt, "lang": lang, **options})
-    return list(read_source(path, source)[1])
+    items: list[Record | Reject | Skip] = []  # what the readers skip, in place among the rest
+    for item in read_source(path, source, items.append)[1]:
+        items.append(item)
+    return items  # type: ignore[return-value]
 
 
 def records(items: list[Record | Reject]) -> list[Record]:

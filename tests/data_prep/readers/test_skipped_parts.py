@@ -9,7 +9,7 @@ from pathlib import Path
 from data_prep.config import DataConfig, SourceConfig
 from data_prep.prepare import prepare
 from data_prep.readers import Skip, read_source
-from data_prep.records import Record
+from data_prep.records import Record, Reject
 
 ADT = "\r".join(
     [
@@ -42,7 +42,9 @@ CCDA = """<?xml version="1.0" encoding="UTF-8"?>
 def test_hl7_segments_no_field_comes_from_are_left_unread_and_snomed_codes_keep_their_name(tmp_path: Path) -> None:
     path = tmp_path / "adt.hl7"
     path.write_text(ADT, encoding="utf-8")
-    items = list(read_source(path, SourceConfig(path=str(path), format="auto", lang="ru"))[1])
+    items: list[Record | Reject | Skip] = []
+    for item in read_source(path, SourceConfig(path=str(path), format="auto", lang="ru"), items.append)[1]:
+        items.append(item)
     [record] = [i for i in items if isinstance(i, Record)]
     assert record.fields["snomed"] == "195967001" and "icd10" not in record.fields
     assert [(s.what, s.location, s.part) for s in items if isinstance(s, Skip)] == [
@@ -63,7 +65,9 @@ def test_hl7_segments_no_field_comes_from_are_left_unread_and_snomed_codes_keep_
 def test_ccda_sections_no_field_comes_from_are_left_unread(tmp_path: Path) -> None:
     path = tmp_path / "doc.xml"
     path.write_text(CCDA, encoding="utf-8")
-    items = list(read_source(path, SourceConfig(path=str(path), format="auto", lang="en"))[1])
+    items: list[Record | Reject | Skip] = []
+    for item in read_source(path, SourceConfig(path=str(path), format="auto", lang="en"), items.append)[1]:
+        items.append(item)
     [record] = [i for i in items if isinstance(i, Record)]
     assert record.fields["complaints"] == "Wheezing at night." and record.fields["snomed"] == "195967001"
     assert [(s.reason, s.what) for s in items if isinstance(s, Skip)] == [
