@@ -16,11 +16,24 @@ from data_prep.readers import READERS
 from finetune.studio._guard import TOKEN_COOKIE, PathRefused, token_matches
 from finetune.studio._marks import reviewed_ids
 from finetune.studio._report import report_summary
-from finetune.studio._review import KINDS, read_page
+from finetune.studio._review import KINDS, SEPARATOR_SHOWN, read_page
 from finetune.studio._runs import VERBS
 from finetune.studio._state import Studio
 
 LANGS = ("auto", "ru", "kk", "zh", "en")
+
+
+def _plain(text: str, start: int) -> list[dict[str, Any]]:
+    """Unmarked text, with the separators between a record's fields as pieces of their own (drawn as a rule)."""
+    pieces = []
+    for n, part in enumerate(text.split(SEPARATOR_SHOWN)):
+        if n:
+            pieces.append({"text": SEPARATOR_SHOWN, "start": start, "kind": None, "separator": True})
+            start += len(SEPARATOR_SHOWN)
+        if part:
+            pieces.append({"text": part, "start": start, "kind": None})
+            start += len(part)
+    return pieces
 
 
 def segments(text: str, spans: list[list[Any]]) -> list[dict[str, Any]]:
@@ -30,11 +43,11 @@ def segments(text: str, spans: list[list[Any]]) -> list[dict[str, Any]]:
         if start < pos:
             continue
         if start > pos:
-            pieces.append({"text": text[pos:start], "start": pos, "kind": None})
+            pieces.extend(_plain(text[pos:start], pos))
         pieces.append({"text": text[start:end], "start": start, "end": end, "kind": kind})
         pos = end
     if pos < len(text):
-        pieces.append({"text": text[pos:], "start": pos, "kind": None})
+        pieces.extend(_plain(text[pos:], pos))
     return pieces
 
 

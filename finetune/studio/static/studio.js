@@ -222,7 +222,9 @@ function setupCompare() {
                                                    max_tokens: Number(document.getElementById("compare-max").value)});
       for (const role of ["base", "tuned"]) {
         const answer = data.answers[role];
-        document.getElementById(`answer-${role}`).textContent = answer.text;
+        const shown = document.getElementById(`answer-${role}`);
+        shown.textContent = answer.text.trim() ? answer.text : "(an empty answer: only spaces or line breaks)";
+        shown.classList.toggle("muted", !answer.text.trim());
         document.getElementById(`finish-${role}`).textContent = `${answer.completion_tokens ?? "?"} tokens · ${answer.finish_reason}`;
       }
       say("compare-message", `answered through ${data.endpoint}/v1/chat/completions`);

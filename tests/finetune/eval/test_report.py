@@ -182,7 +182,7 @@ def test_single_model_report_renders(report: dict) -> None:
 BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
 
 
-@pytest.mark.skipif(BROWSER is None, reason="no Chromium here; the parse test above checks the images decode")
+@pytest.mark.skipif(BROWSER is None, reason="Chromium is not installed (apt-get install chromium; .ci/run does)")
 def test_report_renders_in_headless_chromium(page: str, tmp_path: Path) -> None:
     probe = ("<script>window.addEventListener('load',()=>{const i=[...document.images];"
              "document.title='IMAGES '+i.length+' '+i.filter(x=>x.complete&&x.naturalWidth>0).length;});</script>")
