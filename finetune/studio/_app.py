@@ -23,7 +23,7 @@ from finetune.studio._pages import register_pages
 from finetune.studio._state import Studio
 
 log = logging.getLogger("finetune.studio")
-_OPEN_PATHS = ("/login", "/static/")
+_OPEN_PATHS = ("/login",)  # with a token, everything else needs it, the page's styles and scripts too
 
 
 def _package_dir(name: str) -> Path:
@@ -45,7 +45,7 @@ def _guard(studio: Studio) -> Callable[[Request, Callable[[Request], Awaitable[R
             response: Response = PlainTextResponse("this studio answers on loopback names only", status_code=421)
         elif request.method not in ("GET", "HEAD") and not _same_origin(request):
             response = PlainTextResponse("cross-origin request refused", status_code=403)
-        elif (studio.token is not None and not path.startswith(_OPEN_PATHS)
+        elif (studio.token is not None and path not in _OPEN_PATHS
               and not token_matches(studio.token, _given_token(request))):
             response = (RedirectResponse("/login", status_code=303) if request.method == "GET"
                         and not path.startswith("/api/") else JSONResponse({"error": "token required"}, 401))

@@ -53,7 +53,7 @@ def test_the_command_refuses_to_listen_beyond_loopback_without_a_token(
 
 def test_every_request_needs_the_token_when_one_is_set(tmp_path: Path) -> None:
     client = TestClient(create_app(_studio(tmp_path, TOKEN)), base_url="http://10.0.0.5:7860")
-    for path in ("/data", "/run", "/report", "/compare", "/report/html"):
+    for path in ("/data", "/run", "/report", "/compare", "/report/html", "/static/studio.js", "/login/../data"):
         response = client.get(path, follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"] == "/login", path
     assert client.get("/api/runs").status_code == 401
