@@ -224,7 +224,8 @@ def read_source(
     kind = RECORD_KIND_OF_FORMAT[fmt]
 
     def read_file(file: Path, file_format: str) -> Iterator[Record | Reject | Skip]:
-        if file.stat().st_size == 0:
+        """One file (or a BRAT folder) through its reader; whatever its bytes, a SourceError naming it."""
+        if file.is_file() and file.stat().st_size == 0:
             raise SourceError(f"{file.name}: the file is empty")
         reader = READERS[file_format]
         try:
@@ -235,10 +236,8 @@ def read_source(
             raise SourceError(f"{file.name}: cannot be read as {file_format} ({type(exc).__name__})") from None
 
     def stream() -> Iterator[Record | Reject]:
-        if path.is_dir() and fmt != "brat":
-            items = read_folder(path, fmt, read_file, formats)
-        else:
-            items = read_file(path, fmt) if path.is_file() else READERS[fmt](path, lang=lang or "auto", source=source)
+        folder = path.is_dir() and fmt != "brat"
+        items = read_folder(path, fmt, read_file, formats) if folder else read_file(path, fmt)
         for item in items:
             if isinstance(item, Skip):
                 if skipped is not None:
