@@ -5,7 +5,7 @@ their reasons. Nothing here writes or logs patient text."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +101,10 @@ def read_page(chosen: Chosen, data: DataConfig, page: int, size: int = PAGE_SIZE
         if isinstance(item, Reject):
             rejects.append({"index": index, **item.to_json()})
             continue
-        record = item if item.lang != "auto" else _with_lang(item, _lang_of(item, chosen.config))
+        record = item if item.lang != "auto" else replace(item, lang=_lang_of(item, chosen.config))
         text, spans = record_spans(record, data)
+        if not data.deid.enabled:  # prepare would redact nothing: show the text as it would go into training
+            spans = []
         converted = convert_records([(item, plan)])[0]
         examples = [made.example().to_json() for made in converted.made]
         if converted.reject is not None:
@@ -112,12 +114,6 @@ def read_page(chosen: Chosen, data: DataConfig, page: int, size: int = PAGE_SIZE
             "text": text, "spans": spans, "examples": examples,
         })
     return {"format": fmt, "page": page, "size": size, "more": more, "records": records, "rejects": rejects}
-
-
-def _with_lang(record: Record, lang: str) -> Record:
-    from dataclasses import replace
-
-    return replace(record, lang=lang)
 
 
 def find_record(chosen: Chosen, data: DataConfig, index: int) -> dict[str, Any]:

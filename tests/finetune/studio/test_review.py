@@ -139,3 +139,10 @@ def test_a_saved_review_is_a_labelled_set_that_bench_deid_scores(tmp_path: Path)
     recall = f"{100 * expected['all']['recall']:5.1f}%"
     assert any(line.startswith("all") and recall in line for line in result.stdout.splitlines()), result.stdout
     assert expected["all"]["recall"] < 1.0  # the missed name is counted as missed
+
+
+def test_with_de_identification_off_nothing_is_shown_as_redacted(tmp_path: Path) -> None:
+    studio = Studio.open(None, [f"output_dir={tmp_path}", "data.deid.enabled=false"], None, None)
+    page = TestClient(create_app(studio), base_url="http://127.0.0.1").get("/data")
+    assert page.status_code == 200 and 'class="record"' in page.text
+    assert 'id="deid-off"' in page.text and "data-kind=" not in page.text  # no redaction marked in any note
