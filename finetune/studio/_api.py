@@ -52,6 +52,8 @@ def register_api(app: FastAPI, studio: Studio) -> None:
         if size > MAX_UPLOAD_BYTES:
             return _error(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB", 413)
         body = await request.body()
+        if len(body) > MAX_UPLOAD_BYTES:  # a body sent without its length
+            return _error(f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MiB", 413)
         try:
             path = await run_in_threadpool(studio.save_upload, name, body)
         except PathRefused as exc:
