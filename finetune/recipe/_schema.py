@@ -17,6 +17,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from data_prep.config import MAX_SEED, MAX_TOKENS, ConfigSection, DataConfig, path_overlap
+from data_prep.tasks import REFERENCE_TASKS
 from finetune.recipe._eval import EvalConfig
 
 RESOLVED_RECIPE_NAME = "recipe.resolved.yaml"
@@ -107,7 +108,7 @@ Objective = Literal["sft", "completion", "grpo", "dpo"]
 """What the loss is taken on: `sft` the model's turns of chat examples; `completion` every token of raw text rows
 (continued pretraining on unlabelled notes); `grpo` sampled answers scored by verifiable rewards; `dpo` pairs of
 answers a clinician chose between."""
-GRPO_TASKS = ("multiple_choice", "qa", "icd10_coding", "extraction")
+GRPO_TASKS = REFERENCE_TASKS
 """Tasks whose examples carry a checkable reference (answer letter, yes/no, code, entities) for GRPO's rewards."""
 DPO_TASKS = ("preference",)
 RewardName = Literal["option_letter", "yes_no", "icd10", "extraction", "answer_text", "format", "language", "length"]

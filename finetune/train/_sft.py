@@ -16,13 +16,13 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pyarrow.compute as pc
 from datasets import Dataset
-from transformers import EarlyStoppingCallback, TrainerCallback
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 from transformers.integrations import TensorBoardCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from trl import SFTConfig
@@ -87,10 +87,13 @@ def checkpointing_arguments(enabled: bool) -> dict[str, Any]:
     return {f"{prefix}_checkpointing": enabled, f"{prefix}_checkpointing_kwargs": {"use_reentrant": False}}
 
 
-def sft_config(
-    recipe: Recipe, checkpoint_dir: Path, has_eval: bool, packing: bool | None = None, multimodal: bool = False
-) -> SFTConfig:
-    """TRL's settings for the recipe. Evaluation and checkpoints share one interval so the best one can be kept.
+def training_arguments(
+    recipe: Recipe, checkpoint_dir: Path, has_eval: bool, multimodal: bool = False,
+    best_metric: tuple[str, bool] = ("eval_loss", False),
+) -> dict[str, Any]:
+    """The settings every medtune trainer (SFT, GRPO, DPO) shares, as keyword arguments of its TRL config.
+    Evaluation and checkpoints share one interval so the best one (`best_metric`: name, greater is better) can be
+    kept.
 
     Under DDP only the multimodal class has parameters without gradients (the frozen vision tower on text batches),
     so only it pays for the search for unused parameters.
@@ -100,7 +103,8 @@ def sft_config(
     dtype = resolve_compute_dtype(recipe.model.compute_dtype, device)
     interval = "steps" if train.eval_steps else "epoch"
     report_to = [name for name in train.report_to if name != "tensorboard"] or "none"  # TensorBoard: see _callbacks
-    return SFTConfig(
+    metric, greater = best_metric
+    return dict(
         output_dir=str(checkpoint_dir),
         num_train_epochs=train.num_train_epochs,
         max_steps=train.max_steps,
@@ -108,17 +112,12 @@ def sft_config(
         per_device_train_batch_size=train.per_device_train_batch_size,
         per_device_eval_batch_size=train.per_device_train_batch_size,
         gradient_accumulation_steps=train.gradient_accumulation_steps,
-        max_length=train.max_length,
         warmup_steps=train.warmup_ratio,
         lr_scheduler_type=train.lr_scheduler_type,
         weight_decay=train.weight_decay,
         max_grad_norm=train.max_grad_norm,
         optim=train.optim,
         **checkpointing_arguments(train.gradient_checkpointing),
-        assistant_only_loss=train.assistant_only_loss,
-        packing=train.packing if packing is None else packing,
-        packing_strategy="bfd",
-        eval_packing=False,  # the validation loss stays a per-example mean, comparable with and without packing
         bf16=str(dtype) == "torch.bfloat16",
         fp16=False,
         use_cpu=device == "cpu",
@@ -129,8 +128,8 @@ def sft_config(
         save_steps=train.eval_steps,
         save_total_limit=train.save_total_limit,
         load_best_model_at_end=has_eval and train.load_best_model_at_end,
-        metric_for_best_model="eval_loss" if has_eval else None,
-        greater_is_better=False if has_eval else None,
+        metric_for_best_model=metric if has_eval else None,
+        greater_is_better=greater if has_eval else None,
         report_to=report_to,
         run_name=train.run_name or recipe.name,
         seed=recipe.seed,
@@ -138,6 +137,21 @@ def sft_config(
         dataloader_num_workers=0,
         disable_tqdm=False,
         ddp_find_unused_parameters=None if multimodal else False,
+    )
+
+
+def sft_config(
+    recipe: Recipe, checkpoint_dir: Path, has_eval: bool, packing: bool | None = None, multimodal: bool = False
+) -> SFTConfig:
+    """TRL's SFT settings for the recipe: the shared ones, the row length, the loss mask and packing."""
+    train = recipe.train
+    return SFTConfig(
+        **training_arguments(recipe, checkpoint_dir, has_eval, multimodal),
+        max_length=train.max_length,
+        assistant_only_loss=train.assistant_only_loss,
+        packing=train.packing if packing is None else packing,
+        packing_strategy="bfd",
+        eval_packing=False,  # the validation loss stays a per-example mean, comparable with and without packing
     )
 
 
@@ -286,8 +300,12 @@ def build_trainer(recipe: Recipe, callbacks: Sequence[TrainerCallback] = ()) -> 
     return trainer
 
 
-def train(recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallback] = ()) -> Path:
-    """Train the recipe's adapter (continuing from the last checkpoint with `resume`); returns the adapter directory."""
+def train(recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallback] = (),
+          build: Callable[[Recipe, Sequence[TrainerCallback]], Trainer] | None = None) -> Path:
+    """Train the recipe's adapter (continuing from the last checkpoint with `resume`); returns the adapter directory.
+
+    `build` makes the trainer (default: SFT's `build_trainer`); GRPO and DPO pass theirs and share the rest of the
+    run: checkpoints and resume, loggers, the final evaluation, the adapter and its provenance."""
     adapter_dir = recipe.adapter_dir
     state = process_state()
     if state.is_main_process:
@@ -295,7 +313,7 @@ def train(recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallb
     resume_from = _prepare_checkpoints(adapter_dir / CHECKPOINTS_NAME, resume)
     state.wait_for_everyone()
     _configure_loggers(recipe, adapter_dir)
-    trainer = build_trainer(recipe, callbacks)
+    trainer = (build or build_trainer)(recipe, callbacks)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume_from)
     runtime = time.perf_counter() - started
@@ -311,7 +329,7 @@ def train(recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallb
 
 
 def _write_provenance(
-    recipe: Recipe, adapter_dir: Path, trainer: GuardedSFTTrainer, train_loss: float, final_eval: dict[str, Any],
+    recipe: Recipe, adapter_dir: Path, trainer: Trainer, train_loss: float, final_eval: dict[str, Any],
     runtime: float,
 ) -> None:
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
@@ -327,7 +345,8 @@ def _write_provenance(
         "best_eval_loss": state.best_metric,
         "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
         "epochs": state.epoch,
-        "packing": trainer.args.packing,
+        "objective": recipe.train.objective,
+        "packing": getattr(trainer.args, "packing", False),
         "processes": trainer.args.world_size,
         "train_rows": len(trainer.train_dataset),
         "runtime_seconds": round(runtime, 2),
