@@ -20,6 +20,7 @@ from transformers import ProgressCallback, Trainer
 from trl import SFTTrainer
 
 from finetune.train._collators import real_token_count
+from finetune.train._loss import answer_nll_sum, resolve_loss_kernel
 
 
 class NonFiniteLossError(RuntimeError):
@@ -47,6 +48,21 @@ def non_finite_loss_message(value: float, step: int, learning_rate: float, max_g
             f"{max_grad_norm:g}), or raise train.warmup_ratio"
         )
     return f"the training loss became {kind} at step {step}; likely cause: {cause}. The adapter was not written."
+
+
+def keep_adapters_in_float32(model: torch.nn.Module) -> int:
+    """Put adapter weights that TRL stored in bf16 back in fp32, for runs that compute in fp32 (CPU).
+
+    TRL keeps QLoRA adapters in bf16 (the QLoRA paper's GPU setting) whatever the compute dtype; in an fp32 run that
+    only adds a cast of the activations in and out of every LoRA layer and rounds every update to bf16. Returns the
+    number of tensors converted.
+    """
+    converted = 0
+    for parameter in model.parameters():
+        if parameter.requires_grad and parameter.dtype == torch.bfloat16:
+            parameter.data = parameter.data.float()
+            converted += 1
+    return converted
 
 
 class TrainingGuards:
@@ -122,10 +138,49 @@ class TrainingGuards:
 
 
 class GuardedSFTTrainer(TrainingGuards, SFTTrainer):
-    """SFTTrainer that refuses to go on after a non-finite loss and reports throughput and memory."""
+    """SFTTrainer that refuses to go on after a non-finite loss and reports throughput and memory.
+
+    The loss goes through `loss_kernel` (`train.loss_kernel`, see `finetune.train._loss`): TRL's chunked log-prob
+    head, or the answer tokens' cross-entropy computed the platform's cheapest way. Tokens are tallied on the device
+    and read at each log, so counting them adds no per-step synchronisation.
+    """
+
+    def __init__(self, *args: Any, loss_kernel: str = "auto", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        sharded = self.is_fsdp_enabled or self.is_deepspeed_enabled
+        self.loss_kernel = resolve_loss_kernel(loss_kernel, self.args.device.type, sharded)
+        self._untallied_tokens: torch.Tensor | None = None
+        if not self.args.bf16:
+            keep_adapters_in_float32(self.model)
+
+    def _tokens_seen(self) -> int:
+        if self._untallied_tokens is not None:
+            local = self._untallied_tokens
+            if self.accelerator.num_processes > 1:
+                local = self.accelerator.reduce(local, reduction="sum")
+            self._total_train_tokens += int(local) // self._tp_size
+            self._untallied_tokens = None
+            self._metrics["train"]["num_tokens"] = [self._total_train_tokens]
+        return self._total_train_tokens
 
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
+        if self.loss_kernel == "trl" or return_outputs:
+            return self._trl_loss(model, inputs, return_outputs, num_items_in_batch)
+        nll, count = answer_nll_sum(model, inputs, self.loss_kernel)
+        # As TRL's own loss: a mean over the trained tokens of the whole accumulated batch (every rank's)
+        denominator = count if num_items_in_batch is None else num_items_in_batch
+        loss = nll / torch.as_tensor(denominator, device=nll.device).clamp(min=1)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * (self.accelerator.num_processes // self.get_tp_size())
+        if self.model.training:
+            local = real_token_count(inputs, self._tokenizer.pad_token_id)
+            tally = self._untallied_tokens
+            self._untallied_tokens = local if tally is None else tally + local
+        return loss
+
+    def _trl_loss(self, model: torch.nn.Module, inputs: dict[str, Any], return_outputs: bool,
+                  num_items_in_batch: Any) -> Any:
         before = self._total_train_tokens
         result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         if self.model.training and "attention_mask" not in inputs and inputs["input_ids"].shape[0] > 1:

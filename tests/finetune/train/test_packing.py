@@ -100,3 +100,36 @@ def test_answers_cut_off_by_max_length_are_refused(packing: bool, tmp_path: Path
                                               {"role": "assistant", "content": long_answer}]}, ensure_ascii=False))
     with pytest.raises(AssistantMaskError, match=r"1 of 17 training examples are longer than train.max_length"):
         build_trainer(recipe)
+
+
+@pytest.mark.parametrize("variant", ["causal", "image_text"])
+def test_sdpa_matches_eager_on_packed_rows(variant: str, tmp_path: Path, tiny_model_dir: Path,
+                                           tiny_image_text_dir: Path, short_recipe) -> None:
+    """sdpa is the default attention: on Gemma 3's packed rows (sliding window, block-diagonal masks) it gives
+    eager's per-token losses and gradients."""
+    base = tiny_model_dir if variant == "causal" else tiny_image_text_dir
+    trainers = {}
+    for attention in ("eager", "sdpa"):
+        recipe = short_recipe(tmp_path / attention, base)
+        recipe.model.attn_implementation = attention
+        trainers[attention] = build_trainer(recipe)
+        assert trainers[attention].model.config._attn_implementation == attention
+    packed = _batches(trainers["eager"])
+    assert any(len(list(sequence_spans(b))) > b["input_ids"].shape[0] for b in packed)
+    losses = {name: _per_token_nll(trainer.model.eval(), packed) for name, trainer in trainers.items()}
+    assert losses["eager"].keys() == losses["sdpa"].keys() and len(losses["eager"]) > 100
+    assert max(abs(losses["eager"][k] - losses["sdpa"][k]) for k in losses["eager"]) < 1e-4
+
+    grads = {}
+    for name, trainer in trainers.items():
+        trainer.model.train()
+        with torch.no_grad():
+            for parameter_name, parameter in trainer.model.named_parameters():
+                if "lora_B" in parameter_name:
+                    parameter.fill_(0.01)
+        loss = trainer.compute_loss(trainer.model, {k: v for k, v in packed[0].items()})
+        loss.backward()
+        grads[name] = {n: p.grad for n, p in trainer.model.named_parameters() if p.grad is not None}
+    assert grads["eager"].keys() == grads["sdpa"].keys() and grads["eager"]
+    for name, grad in grads["eager"].items():
+        torch.testing.assert_close(grads["sdpa"][name], grad, rtol=1e-3, atol=1e-5, msg=name)
