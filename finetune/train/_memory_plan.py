@@ -87,6 +87,8 @@ class TrainShape:
     double_quant: bool = True
     compute_bytes: int = 2
     loss_fraction: float = 1.0  # share of tokens in the loss (answers only: below 1)
+    attention: str = "eager"  # eager keeps every head's attention scores for backward; sdpa and flash attention don't
+    loss_kernel: str = "trl"  # with chunked_loss: trl (TRL's chunked log-prob head), liger, or torch (answer logits)
     objective: str = "sft"
     completion_len: int = 0  # GRPO: longest sampled answer (tokens)
     generation_batch: int = 0  # GRPO: answers generated at once (per device), each with its KV cache
@@ -124,8 +126,10 @@ def _layer_activation_bytes(shape: Shape, train: TrainShape) -> float:
     qkv = (shape.heads + 2 * shape.kv_heads) * shape.head_dim
     per_token = 10 * shape.hidden + 4 * qkv + 5 * shape.intermediate
     linear = tokens * per_token * train.compute_bytes
-    # Eager attention keeps fp32 softmax inputs and bf16 probabilities for every head.
+    # Eager attention keeps fp32 softmax inputs and bf16 probabilities for every head; sdpa's kernels recompute them.
     scores = train.batch_size * shape.heads * train.seq_len**2 * (4 + train.compute_bytes)
+    if train.attention != "eager":
+        scores = 0
     return linear + scores
 
 
@@ -154,7 +158,13 @@ def estimate(shape: Shape, train: TrainShape) -> MemoryPlan:
     activations += 2 * train.batch_size * train.seq_len**2 * train.compute_bytes
 
     loss_tokens = tokens * train.loss_fraction
-    if train.chunked_loss:
+    if train.chunked_loss and train.loss_kernel == "liger":
+        # The answer positions' hidden states, their gradient and one logits chunk of about the same size (Liger
+        # sizes its chunks to tokens x hidden), plus the fp32 per-token losses. Not yet measured on a GPU.
+        logits = loss_tokens * (3 * shape.hidden * train.compute_bytes + 4)
+    elif train.chunked_loss and train.loss_kernel == "torch":
+        logits = loss_tokens * shape.vocab * FULL_LOGITS_BYTES_PER_ELEMENT  # full logits, answer positions only
+    elif train.chunked_loss:
         logits = loss_tokens * shape.hidden * 8 + 2 * 1024 * 4096 * 4  # fp32 hidden grads + projection tiles
     else:
         logits = tokens * shape.vocab * FULL_LOGITS_BYTES_PER_ELEMENT
@@ -210,6 +220,8 @@ def suggest(shape: Shape, gpu_gib: float, seq_len: int, target_tokens_per_step: 
 
 
 HEADROOM_GIB = 1.0
+LOSS_KERNEL_NAMES = {"trl": "TRL's chunked log-prob head", "liger": "Liger fused linear cross-entropy",
+                     "torch": "answer-token logits"}
 GPU_SIZES_GIB = (8, 12, 16, 24)
 _UNITS = {"gib": 1.0, "gb": 1e9 / GIB, "mib": 1 / 1024, "mb": 1e6 / GIB}
 
@@ -230,7 +242,10 @@ def parse_memory(text: str) -> float:
 
 
 def train_shape_for(recipe: Recipe) -> TrainShape:
-    """The memory-relevant settings of a recipe (loss always through TRL's chunked log-prob head)."""
+    """The memory-relevant settings of a recipe on a GPU (the loss kernel `auto` picks there, given what is
+    installed here)."""
+    from finetune.train._loss import resolve_loss_kernel
+
     targets = recipe.lora.target_modules
     all_targets = TrainShape.__dataclass_fields__["lora_targets"].default
     train, grpo = recipe.train, recipe.train.grpo
@@ -250,6 +265,8 @@ def train_shape_for(recipe: Recipe) -> TrainShape:
         optimizer=recipe.train.optim,
         double_quant=recipe.model.double_quant,
         compute_bytes=4 if recipe.model.compute_dtype == "float32" else 2,
+        attention=recipe.model.attn_implementation,
+        loss_kernel=resolve_loss_kernel(recipe.train.loss_kernel, "cuda"),
     )
 
 
@@ -295,7 +312,8 @@ def render_plan(report: dict[str, Any]) -> str:
         f"  LoRA weights, grads, optimizer    {est['lora_gib']:7.2f} GiB",
         f"  activations                       {est['activations_gib']:7.2f} GiB",
         f"  logits / loss                     {est['logits_gib']:7.2f} GiB  "
-        + ("(answer tokens, full fp32 logits)" if settings["objective"] == "grpo" else "(chunked log-prob head)"),
+        + ("(answer tokens, full fp32 logits)" if settings["objective"] == "grpo"
+           else f"({LOSS_KERNEL_NAMES[settings['loss_kernel']]})"),
         f"  overhead (dequantized weight)     {est['overhead_gib']:7.2f} GiB",
         *([f"  GRPO sampling (KV cache, {settings['generation_batch']} answers) {est['generation_gib']:5.2f} GiB  "
            "(apart from the step: the larger counts)"] if settings["generation_batch"] else []),

@@ -286,6 +286,7 @@ def build_trainer(recipe: Recipe, callbacks: Sequence[TrainerCallback] = ()) -> 
         processing_class=processing,
         peft_config=peft_config,
         callbacks=[*_callbacks(recipe, adapter_dir), *callbacks],
+        loss_kernel=recipe.train.loss_kernel,
     )
     collator = trainer.data_collator
     if packing and model.config._attn_implementation != "flash_attention_2":
