@@ -34,6 +34,7 @@ def ask(
 def item_stats(items: Sequence[EvalItem], answers: Sequence[Answer], glossary: Sequence[GlossaryTerm]) -> list[Stats]:
     return [
         answer_stats(item.kind, answer, lang=item.lang, reference=item.reference, gold=item.gold,
-                     options=item.options, glossary=glossary)
+                     options=item.options, glossary=glossary,
+                     task=item.task.removeprefix("test:") if item.suite == "test" else None)
         for item, answer in zip(items, answers, strict=True)
     ]

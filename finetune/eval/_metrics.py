@@ -20,6 +20,7 @@ import numpy as np
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import CHRF
 
+from data_prep.tasks import format_check
 from finetune.eval._answers import (
     icd10_matches,
     normalize_text,
@@ -217,6 +218,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("answer_chars", "mean answer length in characters", "none", _ratio, "chars"),
     Metric("completion_tokens", "mean answer length in tokens", "none", _ratio, "tokens", compared=False),
     Metric("truncated", "share of answers cut by the token limit", "lower", _ratio, "share"),
+    Metric("format_adherence", "answers in the task's shape (a summary with all its headings, a lab explanation "
+           "naming each abnormal lab, …)", "higher", _ratio, "share", "mcnemar"),
 )}
 ICD10_TOP_K = (1, 3)
 
@@ -242,8 +245,10 @@ def answer_stats(
     options: Mapping[str, str] | None = None,
     glossary: Sequence[GlossaryTerm] = (),
     top_k: Iterable[int] = ICD10_TOP_K,
+    task: str | None = None,
 ) -> Stats:
-    """The statistics one answer contributes to each metric that applies to its kind of item."""
+    """The statistics one answer contributes to each metric that applies to its kind of item; `task` (a data_prep
+    task name) adds the format check of that task's answers."""
     text = answer.text or ""
     stats: Stats = {
         "answer_chars": [len(text), 1],
@@ -281,6 +286,8 @@ def answer_stats(
                 used = sum(any(contains_phrase(text, f) for f in t.forms) for t in expected)
                 stats["terms_used"] = [used, len(expected)]
     if kind == "free_text" and reference is not None:
+        if task is not None and (check := format_check(task, lang, reference)) is not None:
+            stats["format_adherence"] = [float(check(text)), 1]
         stats["chrf"] = chrf_statistics(text, reference)
         stats["rouge_l"] = [rouge_l(text, reference), 1]
         if answer.nll is not None and answer.tokens:

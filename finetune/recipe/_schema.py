@@ -103,6 +103,11 @@ class LoraConfig(ConfigSection):
     language_model_only: bool = Field(
         True, description="Leave the vision tower and projector frozen (text-only adapters)."
     )
+    train_embeddings: bool = Field(
+        False, description="Also train the token embeddings (tied to lm_head, kept one matrix) and save them whole in "
+        "the adapter: for continued pretraining on text the base's embeddings barely know. Costs vocabulary x "
+        "hidden parameters (~0.67B for MedGemma 4B) in the adapter, the optimizer and the plan."
+    )
 
 
 Objective = Literal["sft", "completion", "grpo", "dpo"]

@@ -34,22 +34,21 @@ from finetune.models import (
     AssistantMaskError,
     BatchGuard,
     adapter_summary,
-    check_lora_config,
     check_lora_targets,
     check_packing_supported,
     device_type,
     is_multimodal,
-    load_for_training,
     load_processor,
     load_tokenizer,
-    lora_config,
     process_state,
     resolve_compute_dtype,
     verify_assistant_masks,
 )
 from finetune.recipe import Recipe, write_resolved
 from finetune.train._collators import PackedRowsCollator
+from finetune.train._completion import completion_arguments, load_text_rows
 from finetune.train._data import TrainingDataError, load_chat_rows
+from finetune.train._handover import start_model, with_start_base
 from finetune.train._trainer import GuardedSFTTrainer, use_progress_line
 
 log = logging.getLogger(__name__)
@@ -61,12 +60,13 @@ TENSORBOARD_NAME = "tensorboard"
 MASK_CHECK_EXAMPLES = 64
 
 
-def load_split(data_dir: Path, split: str) -> Dataset:
-    """One split as a dataset of `messages` (plus `images` when its rows carry images); meta stays on disk."""
+def load_split(data_dir: Path, split: str, objective: str = "sft") -> Dataset:
+    """One split as a dataset of `messages` (plus `images` when its rows carry images), or of `text` for the
+    completion objective; meta stays on disk."""
     path = data_dir / f"{split}.jsonl"
     if not path.is_file():
         raise StageInputError(f"{path} is missing: run `medtune prepare` for this recipe first")
-    dataset, _ = load_chat_rows(path)
+    dataset = load_text_rows(path) if objective == "completion" else load_chat_rows(path)[0]
     if len(dataset) == 0:
         raise StageInputError(f"{path} holds no examples")
     return dataset
@@ -145,6 +145,11 @@ def sft_config(
 ) -> SFTConfig:
     """TRL's SFT settings for the recipe: the shared ones, the row length, the loss mask and packing."""
     train = recipe.train
+    if train.objective == "completion":
+        return SFTConfig(
+            **training_arguments(recipe, checkpoint_dir, has_eval, multimodal), max_length=train.max_length,
+            **completion_arguments(),
+        )
     return SFTConfig(
         **training_arguments(recipe, checkpoint_dir, has_eval, multimodal),
         max_length=train.max_length,
@@ -258,10 +263,11 @@ def _prepare_fsdp(trainer: GuardedSFTTrainer) -> None:
 def build_trainer(recipe: Recipe, callbacks: Sequence[TrainerCallback] = ()) -> GuardedSFTTrainer:
     """The trainer for the recipe, with every check that can run before the first step already passed."""
     adapter_dir = recipe.adapter_dir
-    train_set = load_split(recipe.data_dir, "train")
-    eval_set = load_split(recipe.data_dir, "validation")
+    objective = recipe.train.objective
+    train_set = load_split(recipe.data_dir, "train", objective)
+    eval_set = load_split(recipe.data_dir, "validation", objective)
     with_images = has_images(train_set) or has_images(eval_set)
-    model = load_for_training(recipe.model)
+    model, peft_config = start_model(recipe)
     multimodal = is_multimodal(model)
     if with_images and not multimodal:
         raise TrainingDataError(
@@ -271,13 +277,11 @@ def build_trainer(recipe: Recipe, callbacks: Sequence[TrainerCallback] = ()) -> 
     processing = load_processor(recipe.model.base, recipe.model.revision) if with_images else \
         load_tokenizer(recipe.model.base, recipe.model.revision)
     tokenizer = processing.tokenizer if with_images else processing
-    packing = recipe.train.packing and not with_images
+    packing = (recipe.train.packing or objective == "completion") and not with_images
     if recipe.train.packing and with_images:
         log.info("packing is off for this run: TRL does not pack image+text rows")
     if packing:
         check_packing_supported(model)
-    peft_config = lora_config(model, recipe.lora)
-    check_lora_config(peft_config)
     trainer = GuardedSFTTrainer(
         model=model,
         args=sft_config(recipe, adapter_dir / CHECKPOINTS_NAME, has_eval=True, packing=packing, multimodal=multimodal),
@@ -291,12 +295,13 @@ def build_trainer(recipe: Recipe, callbacks: Sequence[TrainerCallback] = ()) -> 
     collator = trainer.data_collator
     if packing and model.config._attn_implementation != "flash_attention_2":
         collator = PackedRowsCollator(pad_token_id=tokenizer.pad_token_id)  # eager/sdpa: keep packed rows as rows
-    trainer.data_collator = BatchGuard(collator, tokenizer, multimodal, recipe.train.assistant_only_loss)
+    assistant_only = recipe.train.assistant_only_loss and objective == "sft"
+    trainer.data_collator = BatchGuard(collator, tokenizer, multimodal, assistant_only)
     if trainer.is_fsdp_enabled:
         _prepare_fsdp(trainer)
     use_progress_line(trainer)
     check_lora_targets(trainer.model, recipe.lora.language_model_only)
-    if recipe.train.assistant_only_loss and not with_images:
+    if assistant_only and not with_images:
         _check_masks(trainer, train_set)
     return trainer
 
@@ -307,6 +312,7 @@ def train(recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallb
 
     `build` makes the trainer (default: SFT's `build_trainer`); GRPO and DPO pass theirs and share the rest of the
     run: checkpoints and resume, loggers, the final evaluation, the adapter and its provenance."""
+    recipe = with_start_base(recipe)
     adapter_dir = recipe.adapter_dir
     state = process_state()
     if state.is_main_process:
@@ -334,7 +340,7 @@ def _write_provenance(
     runtime: float,
 ) -> None:
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    summary = adapter_summary(adapter_dir)
+    summary = adapter_summary(adapter_dir, tokens_added=recipe.lora.train_embeddings)
     state = trainer.state
     metrics = {
         "train_loss": train_loss,
@@ -360,6 +366,8 @@ def _write_provenance(
     provenance = {
         "base_model": recipe.model.base,
         "base_revision": recipe.model.revision,
+        "objective": recipe.train.objective,
+        "start_from": str(recipe.start_from) if recipe.start_from is not None else None,
         "data_card_sha256": sha256_file(card) if card.is_file() else None,
         "train_file_sha256": sha256_file(recipe.data_dir / "train.jsonl"),
     }
