@@ -324,7 +324,7 @@ def train(recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallb
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume_from)
     runtime = time.perf_counter() - started
-    final_eval = trainer.evaluate()
+    final_eval = final_evaluation(trainer)
     if trainer.is_fsdp_enabled:  # gather the sharded adapter into one file
         trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     trainer.save_model(str(adapter_dir))
@@ -333,6 +333,19 @@ def train(recipe: Recipe, resume: bool = False, callbacks: Sequence[TrainerCallb
         _write_provenance(recipe, adapter_dir, trainer, result.training_loss, final_eval, runtime)
     state.wait_for_everyone()
     return adapter_dir
+
+
+def final_evaluation(trainer: Trainer) -> dict[str, Any]:
+    """The kept model's validation metrics: taken from the log when that model (the best checkpoint, or the last
+    step) was already evaluated, evaluated once more only when it was not."""
+    state = trainer.state
+    kept = state.global_step
+    if trainer.args.load_best_model_at_end and state.best_model_checkpoint:
+        kept = int(Path(state.best_model_checkpoint).name.rsplit("-", 1)[-1])
+    logged = [entry for entry in state.log_history if entry.get("step") == kept and "eval_loss" in entry]
+    if logged:
+        return {key: value for key, value in logged[-1].items() if key.startswith("eval_") or key == "epoch"}
+    return trainer.evaluate()
 
 
 def _write_provenance(
