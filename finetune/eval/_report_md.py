@@ -1,13 +1,15 @@
 """report.md: the numbers only, section by section; the command line prints it.
 
-Answers and prompts (clinic text) never appear here: they are only in report.html and report.json, which
-stay in the evaluation directory.
+Prompts never appear here, and answers only in the opening (`_report_story`): two short answers of the
+de-identified test split, base and tuned; the rest are in report.html and report.json, which stay in the evaluation
+directory.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from finetune.eval._report_story import render_story
 from finetune.eval._report_text import (
     confidence_level,
     describe_comparison,
@@ -21,6 +23,7 @@ from finetune.eval._report_text import (
 def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         *_header(report),
+        *render_story(report),
         *_test_split(report),
         *_significant(report),
         *_by_task(report),
