@@ -1,5 +1,6 @@
-"""The MedGemma 1.5 4B and 27B image+text recipes: what they load, what `medtune plan` says of each card, and their
-adapter settings trained for two steps on the tiny model of the same class (Gemma3ForConditionalGeneration)."""
+"""The MedGemma 1.5 4B and 27B image+text recipes: what they load, what `medtune plan` says of each card, their
+adapter settings trained for two steps on the tiny model of the same class (Gemma3ForConditionalGeneration), and
+continued pretraining (train.objective: completion) on that class with text-only rows."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors import safe_open
 
 from finetune.cli._commands import main
 from finetune.recipe._schema import load_recipe
 from finetune.train._memory_plan import plan_recipe
-from finetune.train._sft import METRICS_NAME, train
+from finetune.train._sft import METRICS_NAME, build_trainer, train
 
 RECIPES = Path(__file__).resolve().parents[3] / "recipes"
 FAMILY = {
@@ -78,3 +80,47 @@ def test_recipe_adapter_trains_on_the_tiny_image_text_model(
     assert not any("vision_tower" in key or "multi_modal_projector" in key for key in keys)
     projections = {key.split(".lora_")[0].rsplit(".", 1)[1] for key in keys}
     assert projections == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+NOTES = [
+    "Пациент жалуется на кашель три дня. Температура 37,8. Хрипов в лёгких нет, дыхание везикулярное.",
+    "Науқастың қан қысымы 150/95 мм сын. бағ. Бас ауруы мен жүрек айнуы бар.",
+    "患者咳嗽两周，胸片未见异常。建议一个月后复查血常规。",
+    "Гемоглобин 98 г/л, ниже нормы. Рекомендован контроль общего анализа крови через месяц.",
+]
+
+
+def test_continued_pretraining_on_the_image_text_class_with_text_rows(
+    tmp_path: Path, tiny_image_text_dir: Path
+) -> None:
+    """train.objective: completion with the 27B image+text recipe: raw text rows, no image inputs, and every token
+    but the row starts (BOS) and padding in the loss."""
+    overrides = [
+        f"output_dir={tmp_path}", f"model.base={tiny_image_text_dir}", "model.compute_dtype=auto",
+        "data.sources=[{lang: ru, tasks: [text]}]", "train.objective=completion", "train.max_steps=2",
+        "train.per_device_train_batch_size=2", "train.gradient_accumulation_steps=1", "train.max_length=64",
+        "train.logging_steps=1",
+    ]
+    recipe = load_recipe(RECIPES / "medgemma-27b-it-ru.yaml", overrides)
+    recipe.data_dir.mkdir(parents=True, exist_ok=True)
+    rows = [json.dumps({"text": note, "meta": {"n": n}}, ensure_ascii=False) for n, note in enumerate(NOTES * 3)]
+    (recipe.data_dir / "train.jsonl").write_text("\n".join(rows[:10]) + "\n", encoding="utf-8")
+    (recipe.data_dir / "validation.jsonl").write_text("\n".join(rows[10:]) + "\n", encoding="utf-8")
+
+    trainer = build_trainer(recipe)
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert "pixel_values" not in batch
+    assert not bool(batch.get("token_type_ids", torch.zeros(1)).any()), "no token is an image token"
+    tokenizer = getattr(trainer.processing_class, "tokenizer", trainer.processing_class)
+    ids, labels = batch["input_ids"], batch["labels"]
+    trained = labels != -100
+    assert torch.equal(labels[trained], ids[trained])
+    assert set(ids[~trained].tolist()) <= {tokenizer.bos_token_id, tokenizer.pad_token_id}
+    assert int(trained.sum()) > 0.8 * ids.numel(), "packed rows: nearly every position is a trained token"
+
+    adapter = train(recipe)
+    metrics = json.loads((adapter / METRICS_NAME).read_text())
+    assert metrics["objective"] == "completion" and metrics["global_steps"] == 2
+    with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as weights:
+        keys = list(weights.keys())
+    assert keys and all("language_model" in key for key in keys)
