@@ -358,11 +358,13 @@ def _write_provenance(
     metrics = {
         "train_loss": train_loss,
         "eval_loss": final_eval.get("eval_loss"),
-        "eval_perplexity": math.exp(final_eval["eval_loss"]) if "eval_loss" in final_eval else None,
+        "eval_perplexity": math.exp(final_eval["eval_loss"])
+        if "eval_loss" in final_eval and recipe.train.objective in ("sft", "completion") else None,  # GRPO, DPO: none
         "global_steps": state.global_step,
         "max_steps": state.max_steps,
         "stopped_early": state.global_step < state.max_steps,
-        "best_eval_loss": state.best_metric,
+        "best_eval_loss": state.best_metric if trainer.args.metric_for_best_model == "eval_loss" else None,
+        "best_metric": {trainer.args.metric_for_best_model: state.best_metric},  # GRPO keeps the highest eval_reward
         "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
         "epochs": state.epoch,
         "objective": recipe.train.objective,

@@ -84,6 +84,7 @@ def test_grpo_rewards_see_each_decoded_answer_with_its_own_example_and_the_adapt
         assert isinstance(completion, str)  # decoded text, not token ids
     metrics = json.loads((adapter / "training_metrics.json").read_text(encoding="utf-8"))
     assert metrics["objective"] == "grpo" and metrics["global_steps"] == 2
+    assert list(metrics["best_metric"]) == ["eval_reward"] and metrics["eval_perplexity"] is None
     logged = [entry for entry in metrics["log_history"] if "reward" in entry]
     assert logged and all("rewards/option_letter/mean" in entry and "tokens_per_second" in entry for entry in logged)
     assert all(".lora_" in key for key in _adapter_keys(adapter))
