@@ -90,6 +90,7 @@ class TrainShape:
     attention: str = "eager"  # eager keeps every head's attention scores for backward; sdpa and flash attention don't
     loss_kernel: str = "trl"  # with chunked_loss: trl (TRL's chunked log-prob head), liger, or torch (answer logits)
     objective: str = "sft"
+    train_embeddings: bool = False  # lora.train_embeddings: the (tied) embedding matrix trains, with optimizer state
     completion_len: int = 0  # GRPO: longest sampled answer (tokens)
     generation_batch: int = 0  # GRPO: answers generated at once (per device), each with its KV cache
     reference_pass: bool = False  # GRPO with a KL term, and DPO: a no-grad forward with the adapter disabled
@@ -115,9 +116,11 @@ class MemoryPlan:
 
 
 def lora_parameters(shape: Shape, train: TrainShape) -> int:
-    return shape.layers * sum(
+    """Trainable parameters: the LoRA matrices, plus the token embeddings when `lora.train_embeddings` trains them."""
+    lora = shape.layers * sum(
         train.lora_r * (a + b) for name, (a, b) in shape.projections.items() if name in train.lora_targets
     )
+    return lora + (shape.vocab * shape.hidden if train.train_embeddings else 0)
 
 
 def _layer_activation_bytes(shape: Shape, train: TrainShape) -> float:
@@ -261,6 +264,7 @@ def train_shape_for(recipe: Recipe) -> TrainShape:
         gradient_checkpointing=recipe.train.gradient_checkpointing,
         chunked_loss=True,
         lora_r=recipe.lora.r,
+        train_embeddings=recipe.lora.train_embeddings,
         lora_targets=all_targets if targets == "all-linear" else tuple(targets),
         optimizer=recipe.train.optim,
         double_quant=recipe.model.double_quant,

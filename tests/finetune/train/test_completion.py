@@ -65,3 +65,17 @@ def test_chat_rows_are_refused_with_their_line(tmp_path: Path) -> None:
     path.write_text('{"text": "  "}\n', encoding="utf-8")
     with pytest.raises(TrainingDataError, match=r"train\.jsonl:1\.text must be a non-empty string"):
         load_text_rows(path)
+
+
+def test_planner_counts_trained_embeddings() -> None:
+    from finetune.recipe import load_recipe
+    from finetune.train import plan_recipe
+
+    recipe = Path(__file__).resolve().parents[3] / "recipes" / "medgemma-4b-ru.yaml"
+    plain = plan_recipe(load_recipe(recipe))["estimate"]
+    with_embeddings = plan_recipe(load_recipe(recipe, ["lora.train_embeddings=true"]))["estimate"]
+    # Gemma 3 4B: 262,208 x 2,560 embedding parameters, each with a fp32 master copy and optimizer state
+    extra = with_embeddings["lora_gib"] + with_embeddings["paged_optimizer_gib"] - plain["lora_gib"] - \
+        plain["paged_optimizer_gib"]
+    assert 262_208 * 2_560 * 5 / 2**30 < extra < 262_208 * 2_560 * 16 / 2**30
+    assert with_embeddings["total_gib"] > plain["total_gib"] + 2
