@@ -45,7 +45,8 @@ def _grpo_recipe(recipe_factory, out: Path, base: Path, **train: object):
                 "grpo": {"num_generations": 4, "max_completion_length": 6,
                          "rewards": {"option_letter": 1.0, "language": 0.5}}, **train}
     recipe = recipe_factory(out, base, model=FP32, lora={"r": 4, "alpha": 8}, train=settings,
-                            data={"quality": {"max_tokens": 128}, "sources": [{"lang": "ru", "tasks": ["icd10_coding"]}]})
+                            data={"quality": {"max_tokens": 128},
+                                  "sources": [{"lang": "ru", "tasks": ["icd10_coding"]}]})
     _write(recipe.data_dir / "train.jsonl", _prompt_rows())
     _write(recipe.data_dir / "validation.jsonl", _prompt_rows()[:1])
     return recipe
