@@ -7,7 +7,7 @@ import typing
 import pytest
 
 from finetune.recipe import RecipeError, validate_recipe
-from finetune.recipe._schema import RewardName
+from finetune.recipe._train import RewardName
 from finetune.train._rewards import REWARD_NAMES
 
 
