@@ -2,7 +2,8 @@
 format-adherence metric.
 
 The tasks write their answers in a fixed shape (`_build`): a structured summary under five headings, a lab
-explanation with one line per lab, an ICD-10 answer as `code — diagnosis`, a plain-language retelling that opens
+explanation with one line per lab, an ICD-10 answer as `code — diagnosis` (the code alone
+where the source gave no diagnosis text), a plain-language retelling that opens
 with the diagnosis and closes by sending the patient to their doctor. A tuned model has learnt the task when its
 answer keeps that shape; whether its facts are right is what chrF and the other metrics measure.
 """
@@ -17,6 +18,7 @@ from data_prep.tasks._phrases import SUMMARY_HEADINGS, WORDS
 
 FormatCheck = Callable[[str], bool]
 _ICD10_ANSWER = re.compile(r"^\s*[A-Z]\d{2}(?:\.\d{1,2})?\s*[—–-]\s*\S", re.MULTILINE)
+_ICD10_CODE_ONLY = re.compile(r"^\s*[A-Z]\d{2}(?:\.\d{1,2})?\s*$")
 
 
 def _lab_names(reference: str, lang: str) -> list[str]:
@@ -45,6 +47,8 @@ def format_check(task: str, lang: str, reference: str) -> FormatCheck | None:
         names = _lab_names(reference, lang)
         return _all_present(names) if names else None
     if task == "icd10_coding":
+        if _ICD10_CODE_ONLY.match(reference):  # rows with a code and no diagnosis text are taught the code alone
+            return lambda answer: _ICD10_CODE_ONLY.match(answer) is not None
         return lambda answer: _ICD10_ANSWER.search(answer) is not None
     if task == "plain_language":
         lead = PLAIN[lang]["diagnosis"].split("{0}", 1)[0].strip()

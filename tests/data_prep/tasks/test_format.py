@@ -42,3 +42,13 @@ def test_format_adherence_is_a_metric_of_test_items() -> None:
                          task="structured_summary")
     assert metric_value("format_adherence", [good, blank]) == 0.5
     assert "format_adherence" not in answer_stats("free_text", Answer("x"), lang="ru", reference=reference)
+
+
+def test_icd10_answer_keeps_the_reference_shape_code_alone_or_code_with_diagnosis() -> None:
+    code_only = format_check("icd10_coding", "ru", "J18.9")
+    assert code_only is not None
+    assert code_only("J18.9") and code_only(" I10 \n")
+    assert not code_only("J18.9 — Пневмония") and not code_only("пневмония")
+    with_text = format_check("icd10_coding", "ru", "J18.9 — Пневмония неуточнённая")
+    assert with_text is not None
+    assert with_text("I10 — Гипертензия") and not with_text("I10")
