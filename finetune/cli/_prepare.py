@@ -67,8 +67,9 @@ def _prepare_source(args: argparse.Namespace) -> int:
     out = Path(args.out or "prepared")
     replaced = check_output_dir(config, out)
     card = prepare(config, out, progress=sys.stderr.isatty())
-    print(f"prepared {card['examples']['written']} examples in {out} "
-          f"({card['records']['rejected']} of {card['records']['in']} records rejected: see {out / 'rejects.jsonl'})")
+    records = card["records"]
+    print(f"prepared {card['examples']['written']} examples in {out} ({records['rejected']} of {records['in']} "
+          f"records rejected, {records.get('skipped', 0)} skipped: see {out / 'rejects.jsonl'} and the data card)")
     _print_replaced(replaced, out)
     return 0
 

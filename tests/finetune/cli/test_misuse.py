@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,9 @@ def test_prepare_says_when_it_replaces_an_earlier_prepare(tmp_path: Path, capsys
     source = export_file(tmp_path / "clinic.jsonl")
     args = ["prepare", "--source", str(source), "--out", str(tmp_path / "out"), "--lang", "zh"]
     assert main(args) == 0
-    assert "replaced" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "replaced" not in out
+    assert re.search(r"\(0 of \d+ records rejected, \d+ skipped: see ", out), out
     assert main(args) == 0
     assert f"replaced 7 files of an earlier prepare in {tmp_path / 'out'}: train.jsonl" in capsys.readouterr().out
 
