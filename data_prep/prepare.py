@@ -17,7 +17,8 @@ from array import array
 from pathlib import Path
 from typing import Any
 
-from data_prep.card import ExampleStub, build_card, fertility, render_markdown
+from data_prep.card import ExampleStub, build_card, fertility
+from data_prep.card_markdown import render_markdown
 from data_prep.config import DataConfig
 from data_prep.convert import convert_records
 from data_prep.output_folder import MARKER_NAME, OUTPUT_FILES, OutputError, check_output_dir, write_marker

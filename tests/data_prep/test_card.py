@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from data_prep.card import RecordOutcome, build_card, length_stats, render_markdown
+from data_prep.card import RecordOutcome, build_card, length_stats
+from data_prep.card_markdown import render_markdown
 from data_prep.config import DataConfig
 from data_prep.records import ChatExample, Reject
 
