@@ -9,13 +9,12 @@ as in packed SFT. Validation rows are packed the same way, so the held-out loss 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
 
-from finetune.train._data import TrainingDataError
+from finetune.train._data import TrainingDataError, split_lines
 
 TEXT_FIELD = "text"
 
@@ -23,26 +22,18 @@ TEXT_FIELD = "text"
 def load_text_rows(path: Path) -> Dataset:
     """The split as a dataset with one `text` column; a row without a non-empty string `text` names its line."""
     texts: list[str] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainingDataError(f"{where}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise TrainingDataError(f"{where}: expected an object with a 'text' string")
-            if "messages" in record and TEXT_FIELD not in record:
-                raise TrainingDataError(
-                    f"{where}: a chat example, but train.objective is completion, which trains on raw text rows "
-                    "({\"text\": ...}); prepare the data with data.sources[].tasks: [text]"
-                )
-            text = record.get(TEXT_FIELD)
-            if not isinstance(text, str) or not text.strip():
-                raise TrainingDataError(f"{where}.text must be a non-empty string")
-            texts.append(text)
+    for where, record in split_lines(path):
+        if not isinstance(record, dict):
+            raise TrainingDataError(f"{where}: expected an object with a 'text' string")
+        if "messages" in record and TEXT_FIELD not in record:
+            raise TrainingDataError(
+                f"{where}: a chat example, but train.objective is completion, which trains on raw text rows "
+                "({\"text\": ...}); prepare the data with data.sources[].tasks: [text]"
+            )
+        text = record.get(TEXT_FIELD)
+        if not isinstance(text, str) or not text.strip():
+            raise TrainingDataError(f"{where}.text must be a non-empty string")
+        texts.append(text)
     return Dataset.from_dict({TEXT_FIELD: texts})
 
 

@@ -9,6 +9,7 @@ is never held in memory. Every problem names the file, line and field.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,23 +84,25 @@ def _as_text(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
     ]
 
 
+
+def split_lines(path: Path) -> Iterator[tuple[str, Any]]:
+    """Each non-blank line of a prepared split as (`file:line`, parsed JSON); a line that is not JSON names itself."""
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield f"{path}:{number}", json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TrainingDataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+
 def load_chat_rows(path: Path) -> tuple[Dataset, bool]:
     """The split as a dataset and whether it holds images.
 
     Text-only splits keep string contents (TRL tokenizes and can pack them); splits with images keep list contents
     with image placeholders plus an `images` column of paths, which TRL's vision collator fills in per batch.
     """
-    rows: list[tuple[list[dict[str, Any]], list[str]]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainingDataError(f"{where}: not valid JSON ({exc.msg})") from None
-            rows.append(_parse_row(record, path.parent, where))
+    rows = [_parse_row(record, path.parent, where) for where, record in split_lines(path)]
     has_images = any(images for _, images in rows)
     if has_images:
         return Dataset.from_list([{"messages": m, "images": images} for m, images in rows]), True

@@ -10,7 +10,6 @@ one adapter on `model.base`, as export, serve and eval expect.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from trl import DPOConfig, DPOTrainer
 from finetune.errors import StageInputError
 from finetune.models import ChatFormatError, check_lora_targets, check_messages, is_multimodal, load_tokenizer
 from finetune.recipe import Recipe
-from finetune.train._data import TrainingDataError
+from finetune.train._data import TrainingDataError, split_lines
 from finetune.train._grpo import policy_model
 from finetune.train._sft import CHECKPOINTS_NAME, _callbacks, _prepare_fsdp, training_arguments
 from finetune.train._trainer import TrainingGuards, use_progress_line
@@ -72,16 +71,7 @@ def load_pair_rows(path: Path) -> Dataset:
     """A prepared split as DPO's pairs; problems name file and line."""
     if not path.is_file():
         raise StageInputError(f"{path} is missing: run `medtune prepare` for this recipe first")
-    rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainingDataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            rows.append(_pair_row(record, f"{path}:{number}"))
+    rows = [_pair_row(record, where) for where, record in split_lines(path)]
     if not rows:
         raise StageInputError(f"{path} holds no examples")
     return Dataset.from_list(rows)

@@ -34,7 +34,7 @@ from finetune.models import (
     lora_config,
 )
 from finetune.recipe import Recipe
-from finetune.train._data import TrainingDataError
+from finetune.train._data import TrainingDataError, split_lines
 from finetune.train._rewards import reward_functions
 from finetune.train._sft import CHECKPOINTS_NAME, _callbacks, _prepare_fsdp, training_arguments
 from finetune.train._trainer import TrainingGuards, use_progress_line
@@ -106,16 +106,7 @@ def load_prompt_rows(path: Path) -> Dataset:
     """A prepared split as GRPO's prompts, each with its reference and language; problems name file and line."""
     if not path.is_file():
         raise StageInputError(f"{path} is missing: run `medtune prepare` for this recipe first")
-    rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TrainingDataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            rows.append(_prompt_row(record, f"{path}:{number}"))
+    rows = [_prompt_row(record, where) for where, record in split_lines(path)]
     if not rows:
         raise StageInputError(f"{path} holds no examples")
     return Dataset.from_list(rows)
